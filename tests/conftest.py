@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_blobs
+
+
+@pytest.fixture(scope="session")
+def blobs():
+    """Small, well-separated data: fast to fit, easy to cluster."""
+    X, y = make_blobs(n_samples=150, centers=3, n_features=6, random_state=0)
+    return X.astype(np.float64), y
+
+
+@pytest.fixture(scope="session")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+#: Parameters that keep a fit in tests to a fraction of a second.
+FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
+
+
+@pytest.fixture
+def fast_params():
+    return dict(FAST)
