@@ -1,8 +1,9 @@
 """The :class:`AutoencoderKMeans` estimator.
 
 The public class stays thin: it validates parameters and data, then calls the
-pieces that live in their own modules (networks, training loop, devices) and
-keeps the fitted state. See ``docs/architecture.rst`` for the data flow.
+pieces that live in their own modules (networks, training loop, second stage
+and clustering, refinement, devices) and keeps the fitted state. See
+``docs/architecture.rst`` for the data flow.
 """
 
 from __future__ import annotations
@@ -19,30 +20,34 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
-from sklearn.metrics.pairwise import euclidean_distances
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._clustering import assign_nearest, fit_clusterer, fit_second_stage
 from ._device import available_device, resolve_device, torch_seed_context
-from ._networks import ACTIVATIONS, MLPAutoencoder
-from ._training import encode_array, make_optimizer, to_tensor, train_autoencoder
+from ._networks import (
+    ACTIVATIONS,
+    ConvAutoencoder,
+    MLPAutoencoder,
+    build_module,
+    resolve_image_shape,
+)
+from ._refine import affine_head, refine_dec, refine_kmeans
+from ._training import (
+    LOSSES,
+    OPTIMIZERS,
+    decode_array,
+    encode_array,
+    make_optimizer,
+    reconstruct_array,
+    to_tensor,
+    train_autoencoder,
+)
 
 __all__ = ["AutoencoderKMeans"]
 
 _FLOAT_DTYPES = [np.float64, np.float32]
-
-
-def _assign(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre and the squared distance to it, per row."""
-    sq_dist = euclidean_distances(embedding, centers, squared=True)
-    labels = np.argmin(sq_dist, axis=1)
-    return labels.astype(np.int64, copy=False), np.maximum(
-        sq_dist[np.arange(len(labels)), labels], 0.0
-    )
 
 
 class AutoencoderKMeans(
@@ -50,12 +55,12 @@ class AutoencoderKMeans(
 ):
     """Deep clustering: an autoencoder's codes, optionally reduced, then k-means.
 
-    ``fit`` trains a fully connected autoencoder with PyTorch to reconstruct
-    ``X`` (on a GPU when one is available), encodes ``X`` to its latent codes,
-    optionally standardizes them and reduces them with PCA (the *second
-    stage*), and clusters the result with :class:`~sklearn.cluster.KMeans`.
-    ``transform`` returns that final embedding, and ``predict`` assigns new
-    samples to the nearest cluster centre in it.
+    ``fit`` trains an autoencoder with PyTorch to reconstruct ``X`` (on a GPU
+    when one is available), encodes ``X`` to its latent codes, optionally
+    standardizes and reduces them (the *second stage*: PCA or any scikit-learn
+    transformer), clusters the result (k-means by default) and can then refine
+    the encoder and the centres jointly. ``transform`` returns the final
+    embedding, and ``predict`` assigns new samples to the nearest centre in it.
 
     Read more in the :ref:`User Guide <user_guide>`.
 
@@ -64,10 +69,23 @@ class AutoencoderKMeans(
     n_clusters : int, default=8
         Number of clusters.
 
+    architecture : {'auto', 'mlp', 'conv'}, default='auto'
+        Network type. ``'auto'`` is ``'conv'`` when ``image_shape`` is given
+        and ``'mlp'`` otherwise. Ignored when ``module`` is given.
+
+    image_shape : tuple of int or None, default=None
+        Shape ``(C, H, W)`` (or ``(H, W)`` for one channel) of each sample for
+        the convolutional autoencoder. ``X`` stays 2-D, ``(n_samples, C*H*W)``,
+        in channel-first order. One entry may be ``-1`` and is inferred from
+        the number of features, as in :func:`numpy.reshape`.
+
     hidden_layer_sizes : array-like of int, default=(500, 500, 2000)
-        Widths of the encoder's hidden layers; the decoder mirrors them. The
-        default is the ``d-500-500-2000-10`` network of DEC and its successors.
-        An empty tuple gives a linear autoencoder.
+        Widths of the fully connected encoder's hidden layers; the decoder
+        mirrors them. The default is the ``d-500-500-2000-10`` network of DEC
+        and its successors. An empty tuple gives a linear autoencoder.
+
+    conv_channels : array-like of int, default=(32, 64, 128)
+        Channels of the convolutional encoder's stride-2 layers.
 
     latent_dim : int, default=10
         Dimension of the autoencoder's codes.
@@ -75,33 +93,130 @@ class AutoencoderKMeans(
     activation : {'relu', 'elu', 'leaky_relu', 'tanh', 'gelu'}, default='relu'
         Activation between hidden layers.
 
+    output_activation : {'sigmoid', 'tanh'} or None, default=None
+        Activation of the decoder's output, for inputs scaled to [0, 1]
+        (``'sigmoid'``) or [-1, 1] (``'tanh'``). None keeps it linear.
+
+    dropout : float, default=0.0
+        Dropout probability between hidden layers during training.
+
+    batch_norm : bool, default=False
+        Batch normalisation between hidden layers.
+
+    module : torch.nn.Module class or instance, default=None
+        Your own autoencoder instead of the built-in ones. It must have
+        ``encode(x) -> z`` and ``decode(z) -> x_hat`` on float32 batches of
+        shape ``(n, n_features)`` (see :mod:`skdeepcluster` user guide). A
+        class is instantiated with ``module_kwargs`` (and ``n_features`` when
+        its constructor accepts it); an instance is copied, never trained in
+        place.
+
+    module_kwargs : dict or None, default=None
+        Keyword arguments for a ``module`` class.
+
+    loss : {'mse', 'l1'}, default='mse'
+        Reconstruction loss.
+
+    optimizer : {'adam', 'adamw', 'sgd'}, default='adam'
+        Optimizer (SGD uses Nesterov-free momentum 0.9).
+
+    learning_rate : float, default=1e-3
+        Learning rate of the optimizer.
+
+    weight_decay : float, default=0.0
+        L2 penalty of the optimizer.
+
     batch_size : int, default=256
         Mini-batch size for training (clipped to ``n_samples``).
 
     epochs : int, default=100
-        Number of training passes over the data. The default gives good
-        clusters on digits-sized data (~2,000 samples) in well under a minute
-        on two CPU cores.
+        Maximum number of pre-training passes over the data. The default gives
+        good clusters on digits-sized data (~2,000 samples) in well under a
+        minute on two CPU cores.
 
-    learning_rate : float, default=1e-3
-        Adam learning rate.
+    noise : float, default=0.0
+        Denoising: the standard deviation of Gaussian noise
+        (``noise_type='gaussian'``) or the fraction of input features set to
+        zero (``noise_type='mask'``) added to each training batch. Never
+        applied by ``transform`` or ``predict``.
 
-    weight_decay : float, default=0.0
-        L2 penalty (Adam's ``weight_decay``).
+    noise_type : {'gaussian', 'mask'}, default='gaussian'
+        Kind of input corruption used when ``noise > 0``.
+
+    validation_fraction : float, default=0.0
+        Fraction of the training data held out to monitor the reconstruction
+        loss (``history_['val_loss']``) and for early stopping. ``0`` uses all
+        data for training.
+
+    n_iter_no_change : int or None, default=None
+        Early stopping: stop pre-training when the monitored loss (validation
+        loss if ``validation_fraction > 0``, else training loss) has not
+        improved by at least ``tol`` for this many epochs, and restore the
+        best weights. None trains for ``epochs`` epochs.
+
+    tol : float, default=1e-4
+        Minimum improvement of the monitored loss for early stopping.
+
+    clip_grad_norm : float or None, default=None
+        Clip the gradients' global norm to this value during training and
+        refinement (numerical safety for aggressive learning rates).
+
+    warm_start : bool, default=False
+        Reuse the trained network of the previous ``fit`` and continue
+        training it for ``epochs`` more epochs, instead of starting from a
+        fresh one. The second stage and clustering are always refitted.
 
     standardize : bool, default=True
         Scale each code dimension to zero mean and unit variance before the
-        PCA and k-means.
+        reducer and the clustering.
 
     pca_components : int, float or None, default=None
-        Optional PCA on the (standardized) codes. An int keeps that many
-        components (clipped to ``min(n_samples, latent_dim)``); a float in
-        (0, 1) keeps enough components to explain that fraction of variance;
-        None skips PCA.
+        Shortcut for a PCA second stage on the (standardized) codes. An int
+        keeps that many components (clipped to ``min(n_samples, latent_dim)``);
+        a float in (0, 1) keeps enough components to explain that fraction of
+        variance; None skips PCA. Cannot be combined with ``reducer``.
+
+    reducer : transformer or None, default=None
+        Any scikit-learn compatible transformer (``PCA``, ``umap.UMAP``, ...)
+        applied to the (standardized) codes before clustering. It is cloned
+        and fitted in ``fit``; its ``random_state`` is set from this
+        estimator's when left as None.
+
+    clusterer : {'kmeans', 'gmm'} or estimator, default='kmeans'
+        How the embedding is clustered: k-means (``n_init`` starts), a
+        Gaussian mixture (``n_init`` starts), or any clusterer with
+        ``fit_predict``; its ``n_clusters`` / ``n_components`` parameter is set
+        to ``n_clusters``. ``predict`` uses the clusterer's own ``predict``
+        when it has one, else the nearest cluster mean.
 
     n_init : int or 'auto', default=10
-        Number of k-means runs with different centroid seeds; the best (lowest
-        inertia) is kept.
+        Number of clustering runs with different seeds; the best is kept.
+
+    refine : {'kmeans', 'dec', 'idec'} or None, default=None
+        Joint refinement of the encoder and the centres after the first
+        clustering: ``'kmeans'`` adds ``refine_lambda`` times the squared
+        distance of each embedding to its centre to the reconstruction loss
+        (Song et al., 2013); ``'dec'`` and ``'idec'`` run DEC self-training
+        (Xie et al., 2016), IDEC keeping the reconstruction loss with weight
+        ``gamma`` (Guo et al., 2017). Needs ``clusterer='kmeans'`` and an
+        affine second stage (scaler and/or PCA).
+
+    refine_epochs : int, default=50
+        Maximum number of refinement epochs.
+
+    refine_lambda : float, default=1.0
+        Weight of the k-means term (``refine='kmeans'``), reached after a
+        linear warm-up over the first refinement epochs.
+
+    update_interval : int, default=140
+        DEC/IDEC: batches between updates of the target distribution.
+
+    gamma : float, default=0.1
+        IDEC: weight of the reconstruction loss next to the clustering loss.
+
+    refine_tol : float, default=1e-3
+        Refinement stops when fewer than this fraction of labels change
+        between updates.
 
     device : str or torch.device, default='auto'
         Where to train and encode: ``'auto'`` (CUDA when available, else CPU),
@@ -110,12 +225,13 @@ class AutoencoderKMeans(
         CPU, with a warning).
 
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, batch order and k-means. An int gives
-        identical labels on every fit on the same device; the global numpy
-        and torch random states are left untouched.
+        Seeds weight initialisation, batch order, noise, the validation split,
+        the reducer and the clustering. An int gives identical labels on every
+        fit on the same device; the global numpy and torch random states are
+        left untouched.
 
     verbose : int, default=0
-        ``0`` is quiet; ``1`` or more shows a progress bar with the training
+        ``0`` is quiet; ``1`` or more shows progress bars with the training
         loss per epoch.
 
     Attributes
@@ -146,11 +262,20 @@ class AutoencoderKMeans(
     pca_ : PCA or None
         PCA of the (standardized) codes, when ``pca_components`` is set.
 
+    reducer_ : transformer or None
+        The fitted second stage after the scaler (the PCA of
+        ``pca_components`` or a clone of ``reducer``).
+
+    clusterer_ : estimator or None
+        The fitted clusterer when ``clusterer`` is not ``'kmeans'`` (k-means
+        is summarised by ``cluster_centers_``).
+
     history_ : dict
-        ``{'train_loss': [...]}``: mean reconstruction loss per epoch.
+        Per-epoch losses: ``'train_loss'``, ``'val_loss'`` (empty without a
+        validation split) and, after refinement, ``'refine_loss'``.
 
     n_iter_ : int
-        Number of training epochs run.
+        Number of pre-training epochs run in the last ``fit``.
 
     device_ : torch.device
         Device the autoencoder lives on.
@@ -165,10 +290,14 @@ class AutoencoderKMeans(
     The method follows the two-stage recipe of the deep-clustering literature:
     pre-train an autoencoder (Hinton & Salakhutdinov, 2006; Xie et al., 2016),
     cluster its codes with k-means (Song et al., 2013), optionally after a
-    further reduction of the codes (McConville et al., 2020, "N2D").
+    further reduction of the codes (McConville et al., 2020, "N2D"), and
+    optionally refine network and centres together (Song et al., 2013;
+    Xie et al., 2016; Guo et al., 2017).
 
-    Training uses float32 throughout. On CPU the same ``random_state`` gives
-    identical results; CUDA kernels may add tiny run-to-run differences.
+    Training uses float32. Inference on the CPU runs in float64 so that an
+    embedding does not depend on how many rows are transformed together. On
+    the CPU the same ``random_state`` gives identical results; CUDA kernels
+    may add tiny run-to-run differences.
 
     ``score`` is the negative k-means objective in the embedding space. Like
     :meth:`sklearn.cluster.KMeans.score`, it favours more clusters, and values
@@ -197,20 +326,45 @@ class AutoencoderKMeans(
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "architecture": [StrOptions({"auto", "mlp", "conv"})],
+        "image_shape": [tuple, list, None],
         "hidden_layer_sizes": ["array-like"],
+        "conv_channels": ["array-like"],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "output_activation": [StrOptions({"sigmoid", "tanh"}), None],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "module": [type, torch.nn.Module, None],
+        "module_kwargs": [dict, None],
+        "loss": [StrOptions(set(LOSSES))],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left")],
+        "noise_type": [StrOptions({"gaussian", "mask"})],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "warm_start": ["boolean"],
         "standardize": ["boolean"],
         "pca_components": [
             Interval(Integral, 1, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="neither"),
             None,
         ],
+        "reducer": [HasMethods(["fit", "transform"]), None],
+        "clusterer": [StrOptions({"kmeans", "gmm"}), HasMethods(["fit_predict"])],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "refine": [StrOptions({"kmeans", "dec", "idec"}), None],
+        "refine_epochs": [Interval(Integral, 1, None, closed="left")],
+        "refine_lambda": [Interval(Real, 0, None, closed="left")],
+        "update_interval": [Interval(Integral, 1, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "refine_tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -220,31 +374,81 @@ class AutoencoderKMeans(
         self,
         n_clusters=8,
         *,
+        architecture="auto",
+        image_shape=None,
         hidden_layer_sizes=(500, 500, 2000),
+        conv_channels=(32, 64, 128),
         latent_dim=10,
         activation="relu",
-        batch_size=256,
-        epochs=100,
+        output_activation=None,
+        dropout=0.0,
+        batch_norm=False,
+        module=None,
+        module_kwargs=None,
+        loss="mse",
+        optimizer="adam",
         learning_rate=1e-3,
         weight_decay=0.0,
+        batch_size=256,
+        epochs=100,
+        noise=0.0,
+        noise_type="gaussian",
+        validation_fraction=0.0,
+        n_iter_no_change=None,
+        tol=1e-4,
+        clip_grad_norm=None,
+        warm_start=False,
         standardize=True,
         pca_components=None,
+        reducer=None,
+        clusterer="kmeans",
         n_init=10,
+        refine=None,
+        refine_epochs=50,
+        refine_lambda=1.0,
+        update_interval=140,
+        gamma=0.1,
+        refine_tol=1e-3,
         device="auto",
         random_state=None,
         verbose=0,
     ):
         self.n_clusters = n_clusters
+        self.architecture = architecture
+        self.image_shape = image_shape
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_channels = conv_channels
         self.latent_dim = latent_dim
         self.activation = activation
-        self.batch_size = batch_size
-        self.epochs = epochs
+        self.output_activation = output_activation
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.module = module
+        self.module_kwargs = module_kwargs
+        self.loss = loss
+        self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.noise = noise
+        self.noise_type = noise_type
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.clip_grad_norm = clip_grad_norm
+        self.warm_start = warm_start
         self.standardize = standardize
         self.pca_components = pca_components
+        self.reducer = reducer
+        self.clusterer = clusterer
         self.n_init = n_init
+        self.refine = refine
+        self.refine_epochs = refine_epochs
+        self.refine_lambda = refine_lambda
+        self.update_interval = update_interval
+        self.gamma = gamma
+        self.refine_tol = refine_tol
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -289,106 +493,241 @@ class AutoencoderKMeans(
         return self._fit_all(X)
 
     def _fit_all(self, X):
-        """Fit, leaving the estimator unfitted if anything fails."""
+        """Fit, leaving the estimator as it was before if anything fails."""
+        previous = {k: v for k, v in vars(self).items() if k.endswith("_") and k[:2] != "__"}
         try:
             return self._fit(X)
         except BaseException:
-            for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            for name in [k for k in vars(self) if k.endswith("_") and k[:2] != "__"]:
                 delattr(self, name)
+            if self.warm_start:
+                # A failed continued fit keeps the previously fitted model.
+                vars(self).update(previous)
             raise
 
     def _fit(self, X):
+        previous_module = getattr(self, "autoencoder_", None) if self.warm_start else None
+        previous_n_features = getattr(self, "n_features_in_", None)
         X = validate_data(self, X, dtype=_FLOAT_DTYPES)
         n_samples, n_features = X.shape
         if self.n_clusters > n_samples:
             raise ValueError(
                 f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
             )
-        hidden = self._check_hidden_layer_sizes()
+        self._check_param_combinations()
         device = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
-        torch_seed, kmeans_seed = (int(s) for s in rng.randint(np.iinfo(np.int32).max, size=2))
+        if self.random_state is None:
+            # Fresh OS entropy: non-reproducible, and numpy's global state untouched.
+            rng = np.random.RandomState(np.random.SeedSequence().generate_state(1))
+        else:
+            rng = check_random_state(self.random_state)
+        torch_seed, cluster_seed, split_seed = (
+            int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3)
+        )
+        X_train, X_val = self._split(X, split_seed)
 
         with torch_seed_context(torch_seed, device):
-            module = MLPAutoencoder(n_features, hidden, self.latent_dim, self.activation)
+            if previous_module is not None:
+                if previous_n_features != n_features:
+                    raise ValueError(
+                        f"warm_start=True but X has {n_features} features while the "
+                        f"previous fit had {previous_n_features}."
+                    )
+                module = copy.deepcopy(previous_module)  # the old model survives a failure
+            else:
+                module = self._build_module(n_features)
             module = module.to(device)
-            optimizer = make_optimizer(
-                "adam",
-                module.parameters(),
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-            )
             history = train_autoencoder(
                 module,
-                to_tensor(X, device),
+                to_tensor(X_train, device),
                 epochs=self.epochs,
                 batch_size=self.batch_size,
-                optimizer=optimizer,
+                optimizer=self._make_optimizer(module.parameters()),
+                loss=self.loss,
+                noise=self.noise,
+                noise_type=self.noise_type,
+                X_val=None if X_val is None else to_tensor(X_val, device),
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+                clip_grad_norm=self.clip_grad_norm,
                 generator=torch.Generator().manual_seed(torch_seed),
                 verbose=self.verbose,
             )
+        n_iter = len(history["train_loss"])
 
         codes = encode_array(module, X, device=device)
-        scaler, pca = self._fit_second_stage(codes, kmeans_seed)
-        embedding = self._apply_second_stage(codes, scaler, pca)
+        second_stage, embedding = fit_second_stage(
+            codes,
+            standardize=self.standardize,
+            pca_components=self.pca_components,
+            reducer=self.reducer,
+            random_state=cluster_seed,
+        )
+        clusterer, centers, labels = fit_clusterer(
+            embedding,
+            clusterer=self.clusterer,
+            n_clusters=self.n_clusters,
+            n_init=self.n_init,
+            random_state=cluster_seed,
+        )
 
-        kmeans = KMeans(
-            n_clusters=self.n_clusters, n_init=self.n_init, random_state=kmeans_seed
-        ).fit(embedding)
-        centers = kmeans.cluster_centers_
-        labels, sq_dist = _assign(embedding, centers)
+        if self.refine is not None:
+            with torch_seed_context(torch_seed + 1, device):
+                centers, refine_history = self._refine(
+                    module, X, centers, second_stage, device, torch_seed + 1
+                )
+            history.update(refine_history)
+            embedding = second_stage.transform(encode_array(module, X, device=device))
+            labels, _ = assign_nearest(embedding, centers)
+
+        if clusterer is not None and hasattr(clusterer, "predict"):
+            labels = np.asarray(clusterer.predict(embedding), dtype=np.int64)
+        elif clusterer is not None:
+            # A clusterer without predict (e.g. agglomerative): new data go to the
+            # nearest cluster mean, and so do the training samples, for consistency.
+            labels, _ = assign_nearest(embedding, centers)
+        sq_dist = ((embedding - centers[labels]) ** 2).sum(axis=1)
 
         self.autoencoder_ = module
         self.device_ = device
         self.history_ = history
-        self.n_iter_ = len(history["train_loss"])
-        self.scaler_ = scaler
-        self.pca_ = pca
+        self.n_iter_ = n_iter
+        self.second_stage_ = second_stage
+        self.scaler_ = second_stage.scaler
+        self.reducer_ = second_stage.reducer
+        self.pca_ = second_stage.reducer if self.pca_components is not None else None
+        self.clusterer_ = clusterer
         self.cluster_centers_ = centers
         self.labels_ = labels
         self.inertia_ = float(sq_dist.sum())
         return embedding
 
-    def _check_hidden_layer_sizes(self) -> tuple[int, ...]:
-        sizes = np.asarray(self.hidden_layer_sizes, dtype=object).ravel()
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+    def _check_param_combinations(self):
+        if self.pca_components is not None and self.reducer is not None:
             raise ValueError(
-                "hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}."
+                "pca_components and reducer cannot both be set; use "
+                "reducer=PCA(...) or pca_components alone."
             )
+        if self.architecture == "conv" and self.image_shape is None and self.module is None:
+            raise ValueError("architecture='conv' needs image_shape=(C, H, W).")
+        if self.noise_type == "mask" and self.noise >= 1:
+            raise ValueError(
+                f"noise={self.noise} is the fraction of masked inputs; it must be < 1 "
+                "with noise_type='mask'."
+            )
+        if self.refine is not None:
+            if not (isinstance(self.clusterer, str) and self.clusterer == "kmeans"):
+                raise ValueError(
+                    f"refine={self.refine!r} needs clusterer='kmeans', got "
+                    f"{self.clusterer!r}."
+                )
+            if self.reducer is not None:
+                raise ValueError(
+                    f"refine={self.refine!r} works through the scaler and PCA only "
+                    "(pca_components); it cannot be combined with reducer."
+                )
+
+    def _split(self, X, seed):
+        """Training and validation parts of ``X`` (validation is None when unused)."""
+        if not self.validation_fraction:
+            return X, None
+        n_val = int(round(self.validation_fraction * X.shape[0]))
+        if n_val < 1 or X.shape[0] - n_val < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves an empty "
+                f"training or validation set with n_samples={X.shape[0]}."
+            )
+        perm = np.random.RandomState(seed).permutation(X.shape[0])
+        return X[perm[n_val:]], X[perm[:n_val]]
+
+    def _build_module(self, n_features):
+        if self.module is not None:
+            return build_module(self.module, self.module_kwargs, n_features)
+        options = dict(
+            activation=self.activation,
+            output_activation=self.output_activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+        )
+        use_conv = self.architecture == "conv" or (
+            self.architecture == "auto" and self.image_shape is not None
+        )
+        if use_conv:
+            shape = resolve_image_shape(self.image_shape, n_features)
+            channels = self._check_int_sequence("conv_channels", allow_empty=False)
+            return ConvAutoencoder(shape, self.latent_dim, channels=channels, **options)
+        if self.image_shape is not None:
+            resolve_image_shape(self.image_shape, n_features)  # still validate it
+        hidden = self._check_int_sequence("hidden_layer_sizes", allow_empty=True)
+        return MLPAutoencoder(n_features, hidden, self.latent_dim, **options)
+
+    def _check_int_sequence(self, name, *, allow_empty):
+        value = getattr(self, name)
+        sizes = np.asarray(value, dtype=object).ravel()
+        ok = all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
+        if not ok or (not allow_empty and sizes.size == 0):
+            raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}.")
         return tuple(int(s) for s in sizes)
 
-    def _fit_second_stage(self, codes, seed):
-        """Fit the scaler and PCA on the codes (each may be None)."""
-        scaler = StandardScaler().fit(codes) if self.standardize else None
-        pca = None
-        if self.pca_components is not None:
-            scaled = scaler.transform(codes) if scaler is not None else codes
-            n_components = self.pca_components
-            if isinstance(n_components, Integral):
-                n_components = min(n_components, *codes.shape)
-            pca = PCA(n_components=n_components, svd_solver="full", random_state=seed)
-            pca.fit(scaled)
-        return scaler, pca
+    def _make_optimizer(self, params, learning_rate=None):
+        return make_optimizer(
+            self.optimizer,
+            params,
+            learning_rate=self.learning_rate if learning_rate is None else learning_rate,
+            weight_decay=self.weight_decay,
+        )
 
-    @staticmethod
-    def _apply_second_stage(codes, scaler, pca):
-        embedding = np.asarray(codes, dtype=np.float64)
-        if scaler is not None:
-            embedding = scaler.transform(embedding)
-        if pca is not None:
-            embedding = pca.transform(embedding)
-        return embedding
+    def _refine(self, module, X, centers, second_stage, device, seed):
+        """Joint refinement of ``module`` and ``centers`` through the affine second stage."""
+        scaler, pca = second_stage.scaler, second_stage.reducer
+        embed = affine_head(
+            mean=None if scaler is None else scaler.mean_,
+            scale=None if scaler is None else scaler.scale_,
+            components=None if pca is None else pca.components_,
+            pca_mean=None if pca is None else pca.mean_,
+            device=device,
+        )
+        common = dict(
+            embed=embed,
+            epochs=self.refine_epochs,
+            batch_size=self.batch_size,
+            optimizer_factory=self._make_optimizer,
+            loss=self.loss,
+            tol=self.refine_tol,
+            clip_grad_norm=self.clip_grad_norm,
+            generator=torch.Generator().manual_seed(seed),
+            verbose=self.verbose,
+        )
+        X_t = to_tensor(X, device)
+        centers_t = torch.as_tensor(centers, dtype=torch.float32, device=device)
+        if self.refine == "kmeans":
+            new_centers, history = refine_kmeans(
+                module, X_t, centers_t, lambda_=self.refine_lambda, **common
+            )
+        else:
+            gamma = 0.0 if self.refine == "dec" else self.gamma
+            new_centers, history = refine_dec(
+                module,
+                X_t,
+                centers_t,
+                gamma=gamma,
+                update_interval=self.update_interval,
+                **common,
+            )
+        return new_centers.detach().cpu().numpy().astype(np.float64), history
 
     # -------------------------------------------------------- inference
-    def _transform(self, X):
+    def _validate_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+
+    def _transform(self, X):
+        X = self._validate_X(X)
         codes = encode_array(self.autoencoder_, X, device=self.device_)
-        return self._apply_second_stage(codes, self.scaler_, self.pca_)
+        return self.second_stage_.transform(codes)
 
     def transform(self, X):
-        """Embed ``X``: encoder, then the fitted scaler and PCA when set.
+        """Embed ``X``: encoder, then the fitted scaler and reducer when set.
 
         Parameters
         ----------
@@ -403,7 +742,7 @@ class AutoencoderKMeans(
         return self._transform(X)
 
     def predict(self, X):
-        """Index of the nearest cluster centre for each sample.
+        """Cluster of each sample: the nearest centre, or the clusterer's ``predict``.
 
         Parameters
         ----------
@@ -415,7 +754,10 @@ class AutoencoderKMeans(
         labels : ndarray of shape (n_samples,)
             Cluster index of each sample.
         """
-        labels, _ = _assign(self._transform(X), self.cluster_centers_)
+        embedding = self._transform(X)
+        if self.clusterer_ is not None and hasattr(self.clusterer_, "predict"):
+            return np.asarray(self.clusterer_.predict(embedding), dtype=np.int64)
+        labels, _ = assign_nearest(embedding, self.cluster_centers_)
         return labels
 
     def score(self, X, y=None):
@@ -437,8 +779,52 @@ class AutoencoderKMeans(
         score : float
             Minus the sum of squared distances to the nearest centre.
         """
-        _, sq_dist = _assign(self._transform(X), self.cluster_centers_)
+        _, sq_dist = assign_nearest(self._transform(X), self.cluster_centers_)
         return -float(sq_dist.sum())
+
+    def reconstruct(self, X):
+        """Pass ``X`` through the autoencoder: the decoded inputs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features)
+            ``decode(encode(X))``, in the feature space of ``X``.
+        """
+        X = self._validate_X(X)
+        return reconstruct_array(self.autoencoder_, X, device=self.device_)
+
+    def inverse_transform(self, X):
+        """Decode embeddings back to the input space.
+
+        The second stage is inverted first (scaler, PCA or a reducer with
+        ``inverse_transform``), then the decoder is applied.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_embedding)
+            Embeddings, as returned by ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Decoded samples.
+        """
+        check_is_fitted(self)
+        from sklearn.utils import check_array
+
+        embedding = check_array(X, dtype=_FLOAT_DTYPES)
+        n_embedding = self.cluster_centers_.shape[1]
+        if embedding.shape[1] != n_embedding:
+            raise ValueError(
+                f"X has {embedding.shape[1]} features, but the embedding has {n_embedding}."
+            )
+        codes = self.second_stage_.inverse_transform(embedding)
+        return decode_array(self.autoencoder_, codes, device=self.device_)
 
     @property
     def _n_features_out(self):
@@ -452,9 +838,9 @@ class AutoencoderKMeans(
 
     # ----------------------------------------------------------- pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: never alter the live estimator
         module = state.get("autoencoder_")
-        if module is not None and next(module.parameters(), torch.empty(0)).device.type != "cpu":
+        if module is not None and _module_device(module).type != "cpu":
             # Pickle CPU weights so the model loads on machines without a GPU.
             state["autoencoder_"] = copy.deepcopy(module).to("cpu")
         return state
@@ -465,3 +851,11 @@ class AutoencoderKMeans(
             device = available_device(state["device_"])
             self.autoencoder_ = self.autoencoder_.to(device).eval()
             self.device_ = device
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")

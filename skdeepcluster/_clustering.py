@@ -1,0 +1,165 @@
+"""The second stage (scaling, PCA or any reducer) and the clustering of the codes.
+
+These helpers take plain arrays and return fitted scikit-learn objects, so the
+estimator only decides *what* to fit and keeps the results.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import StandardScaler
+
+__all__ = [
+    "SecondStage",
+    "assign_nearest",
+    "fit_clusterer",
+    "fit_second_stage",
+]
+
+
+def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre and the squared distance to it, per row."""
+    sq_dist = euclidean_distances(embedding, centers, squared=True)
+    labels = np.argmin(sq_dist, axis=1).astype(np.int64, copy=False)
+    return labels, np.maximum(sq_dist[np.arange(len(labels)), labels], 0.0)
+
+
+class SecondStage:
+    """Fitted scaler and reducer applied to the autoencoder's codes.
+
+    Parameters
+    ----------
+    scaler : StandardScaler or None
+    reducer : transformer or None
+        A fitted PCA (from ``pca_components``) or the user's ``reducer``.
+    """
+
+    def __init__(self, scaler: StandardScaler | None, reducer) -> None:
+        self.scaler = scaler
+        self.reducer = reducer
+
+    def transform(self, codes: np.ndarray) -> np.ndarray:
+        embedding = np.asarray(codes, dtype=np.float64)
+        if self.scaler is not None:
+            embedding = self.scaler.transform(embedding)
+        if self.reducer is not None:
+            embedding = np.asarray(self.reducer.transform(embedding), dtype=np.float64)
+        return embedding
+
+    def inverse_transform(self, embedding: np.ndarray) -> np.ndarray:
+        codes = np.asarray(embedding, dtype=np.float64)
+        if self.reducer is not None:
+            if not hasattr(self.reducer, "inverse_transform"):
+                raise AttributeError(
+                    f"The reducer {type(self.reducer).__name__} has no inverse_transform, "
+                    "so embeddings cannot be mapped back to codes; use reconstruct(X)."
+                )
+            codes = np.asarray(self.reducer.inverse_transform(codes), dtype=np.float64)
+        if self.scaler is not None:
+            codes = self.scaler.inverse_transform(codes)
+        return codes
+
+    @property
+    def is_affine(self) -> bool:
+        """Whether the map is affine (scaler and/or PCA), so refinement can run through it."""
+        return self.reducer is None or (
+            isinstance(self.reducer, PCA) and not self.reducer.whiten
+        )
+
+
+def fit_second_stage(
+    codes: np.ndarray,
+    *,
+    standardize: bool,
+    pca_components,
+    reducer,
+    random_state: int,
+) -> tuple[SecondStage, np.ndarray]:
+    """Fit the scaler and the reducer on ``codes``; return them and the embedding."""
+    scaler = StandardScaler().fit(codes) if standardize else None
+    scaled = scaler.transform(codes) if scaler is not None else np.asarray(codes, np.float64)
+    fitted = None
+    if pca_components is not None:
+        n_components = pca_components
+        if isinstance(n_components, Integral):
+            n_components = min(n_components, *codes.shape)
+        fitted = PCA(n_components=n_components, svd_solver="full", random_state=random_state)
+    elif reducer is not None:
+        fitted = clone(reducer)
+        if "random_state" in fitted.get_params() and fitted.get_params()["random_state"] is None:
+            fitted.set_params(random_state=random_state)
+    if fitted is None:
+        return SecondStage(scaler, None), scaled
+    embedding = np.asarray(fitted.fit_transform(scaled), dtype=np.float64)
+    if embedding.ndim != 2 or embedding.shape[0] != codes.shape[0]:
+        raise ValueError(
+            f"The reducer {type(fitted).__name__} returned an array of shape "
+            f"{embedding.shape}; expected (n_samples, n_components)."
+        )
+    return SecondStage(scaler, fitted), embedding
+
+
+def _set_if_param(estimator, name: str, value) -> None:
+    if name in estimator.get_params(deep=False):
+        estimator.set_params(**{name: value})
+
+
+def fit_clusterer(
+    embedding: np.ndarray,
+    *,
+    clusterer,
+    n_clusters: int,
+    n_init,
+    random_state: int,
+):
+    """Cluster the embedding.
+
+    Returns the fitted clusterer (or None for the built-in k-means), the
+    centres (mean of the embedding per cluster for clusterers that have none)
+    and the labels.
+    """
+    if isinstance(clusterer, str) and clusterer == "kmeans":
+        model = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
+        model.fit(embedding)
+        centers = model.cluster_centers_
+        labels, _ = assign_nearest(embedding, centers)
+        return None, centers, labels
+    if isinstance(clusterer, str) and clusterer == "gmm":
+        model = GaussianMixture(
+            n_components=n_clusters,
+            n_init=1 if n_init == "auto" else n_init,
+            reg_covar=1e-4,
+            random_state=random_state,
+        )
+    else:
+        model = clone(clusterer)
+        _set_if_param(model, "n_clusters", n_clusters)
+        _set_if_param(model, "n_components", n_clusters)
+        if model.get_params(deep=False).get("random_state", 0) is None:
+            model.set_params(random_state=random_state)
+    labels = np.asarray(model.fit_predict(embedding)).astype(np.int64, copy=False)
+    centers = getattr(model, "cluster_centers_", None)
+    if centers is None:
+        centers = getattr(model, "means_", None)
+    if centers is None:
+        centers = _label_means(embedding, labels)
+    return model, np.asarray(centers, dtype=np.float64), labels
+
+
+def _label_means(embedding: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean embedding of each cluster label ``0 .. max(labels)`` (noise ``-1`` ignored)."""
+    n_found = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    if n_found == 0:
+        raise ValueError("The clusterer assigned every sample to noise (label -1).")
+    centers = np.zeros((n_found, embedding.shape[1]))
+    for k in range(n_found):
+        members = embedding[labels == k]
+        centers[k] = members.mean(axis=0) if len(members) else embedding.mean(axis=0)
+    return centers
