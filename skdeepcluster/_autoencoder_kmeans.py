@@ -33,7 +33,7 @@ from ._networks import (
     build_module,
     resolve_image_shape,
 )
-from ._refine import affine_head, refine_dec, refine_kmeans
+from ._refine import affine_head_from_sklearn, refine_dec, refine_kmeans
 from ._training import (
     LOSSES,
     OPTIMIZERS,
@@ -48,6 +48,9 @@ from ._training import (
 __all__ = ["AutoencoderKMeans"]
 
 _FLOAT_DTYPES = [np.float64, np.float32]
+
+#: Epochs over which the k-means refinement weight grows linearly to ``refine_lambda``.
+_REFINE_WARMUP_EPOCHS = 5
 
 
 class AutoencoderKMeans(
@@ -106,7 +109,7 @@ class AutoencoderKMeans(
     module : torch.nn.Module class or instance, default=None
         Your own autoencoder instead of the built-in ones. It must have
         ``encode(x) -> z`` and ``decode(z) -> x_hat`` on float32 batches of
-        shape ``(n, n_features)`` (see :mod:`skdeepcluster` user guide). A
+        shape ``(n, n_features)`` (see the :ref:`User Guide <pretraining>`). A
         class is instantiated with ``module_kwargs`` (and ``n_features`` when
         its constructor accepts it); an instance is copied, never trained in
         place.
@@ -114,7 +117,7 @@ class AutoencoderKMeans(
     module_kwargs : dict or None, default=None
         Keyword arguments for a ``module`` class.
 
-    loss : {'mse', 'l1'}, default='mse'
+    loss : {'mse', 'l1', 'huber'}, default='mse'
         Reconstruction loss.
 
     optimizer : {'adam', 'adamw', 'sgd'}, default='adam'
@@ -201,22 +204,30 @@ class AutoencoderKMeans(
         ``gamma`` (Guo et al., 2017). Needs ``clusterer='kmeans'`` and an
         affine second stage (scaler and/or PCA).
 
-    refine_epochs : int, default=50
-        Maximum number of refinement epochs.
+    refine_epochs : int, default=100
+        Maximum number of refinement epochs (passes over the data).
 
-    refine_lambda : float, default=1.0
-        Weight of the k-means term (``refine='kmeans'``), reached after a
-        linear warm-up over the first refinement epochs.
+    refine_lambda : float, default=0.01
+        ``refine='kmeans'``: weight of the k-means term (squared distance of
+        each embedding to its centre) next to the reconstruction loss. It
+        grows linearly from 0 over the first 5 refinement epochs.
 
-    update_interval : int, default=140
-        DEC/IDEC: batches between updates of the target distribution.
+    refine_learning_rate : float, default=1e-4
+        Learning rate of the refinement's optimizer (of the kind set by
+        ``optimizer``). Smaller than ``learning_rate``: refinement adjusts a
+        trained network.
 
-    gamma : float, default=0.1
-        IDEC: weight of the reconstruction loss next to the clustering loss.
+    update_interval : int or 'auto', default='auto'
+        DEC/IDEC: number of batches between updates of the target
+        distribution; ``'auto'`` updates it once per epoch.
+
+    gamma : float, default=1.0
+        IDEC: weight of the reconstruction loss next to the clustering (KL)
+        loss. ``refine='dec'`` uses 0.
 
     refine_tol : float, default=1e-3
         Refinement stops when fewer than this fraction of labels change
-        between updates.
+        between updates (after the warm-up for ``refine='kmeans'``).
 
     device : str or torch.device, default='auto'
         Where to train and encode: ``'auto'`` (CUDA when available, else CPU),
@@ -249,7 +260,7 @@ class AutoencoderKMeans(
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during ``fit``; defined only when ``X`` has
         feature names that are all strings.
 
@@ -271,8 +282,11 @@ class AutoencoderKMeans(
         is summarised by ``cluster_centers_``).
 
     history_ : dict
-        Per-epoch losses: ``'train_loss'``, ``'val_loss'`` (empty without a
-        validation split) and, after refinement, ``'refine_loss'``.
+        Per-epoch losses of pre-training: ``'train_loss'``, ``'val_loss'``
+        (empty without a validation split) and ``'best_epoch'`` (index of the
+        lowest monitored loss); after refinement also ``'refine_loss'``,
+        ``'refine_recon_loss'``, ``'refine_cluster_loss'`` and
+        ``'n_changed'`` (fraction of labels changed per update).
 
     n_iter_ : int
         Number of pre-training epochs run in the last ``fit``.
@@ -362,7 +376,8 @@ class AutoencoderKMeans(
         "refine": [StrOptions({"kmeans", "dec", "idec"}), None],
         "refine_epochs": [Interval(Integral, 1, None, closed="left")],
         "refine_lambda": [Interval(Real, 0, None, closed="left")],
-        "update_interval": [Interval(Integral, 1, None, closed="left")],
+        "refine_learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "update_interval": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "refine_tol": [Interval(Real, 0, None, closed="left")],
         "device": [str, torch.device],
@@ -404,10 +419,11 @@ class AutoencoderKMeans(
         clusterer="kmeans",
         n_init=10,
         refine=None,
-        refine_epochs=50,
-        refine_lambda=1.0,
-        update_interval=140,
-        gamma=0.1,
+        refine_epochs=100,
+        refine_lambda=0.01,
+        refine_learning_rate=1e-4,
+        update_interval="auto",
+        gamma=1.0,
         refine_tol=1e-3,
         device="auto",
         random_state=None,
@@ -446,6 +462,7 @@ class AutoencoderKMeans(
         self.refine = refine
         self.refine_epochs = refine_epochs
         self.refine_lambda = refine_lambda
+        self.refine_learning_rate = refine_learning_rate
         self.update_interval = update_interval
         self.gamma = gamma
         self.refine_tol = refine_tol
@@ -680,18 +697,15 @@ class AutoencoderKMeans(
     def _refine(self, module, X, centers, second_stage, device, seed):
         """Joint refinement of ``module`` and ``centers`` through the affine second stage."""
         scaler, pca = second_stage.scaler, second_stage.reducer
-        embed = affine_head(
-            mean=None if scaler is None else scaler.mean_,
-            scale=None if scaler is None else scaler.scale_,
-            components=None if pca is None else pca.components_,
-            pca_mean=None if pca is None else pca.mean_,
-            device=device,
-        )
+        embed = affine_head_from_sklearn(scaler, pca, device=device)
+        batch_size = min(self.batch_size, X.shape[0])
         common = dict(
             embed=embed,
             epochs=self.refine_epochs,
-            batch_size=self.batch_size,
-            optimizer_factory=self._make_optimizer,
+            batch_size=batch_size,
+            optimizer_factory=lambda params: self._make_optimizer(
+                params, learning_rate=self.refine_learning_rate
+            ),
             loss=self.loss,
             tol=self.refine_tol,
             clip_grad_norm=self.clip_grad_norm,
@@ -702,7 +716,12 @@ class AutoencoderKMeans(
         centers_t = torch.as_tensor(centers, dtype=torch.float32, device=device)
         if self.refine == "kmeans":
             new_centers, history = refine_kmeans(
-                module, X_t, centers_t, lambda_=self.refine_lambda, **common
+                module,
+                X_t,
+                centers_t,
+                lambda_=self.refine_lambda,
+                warmup_epochs=min(_REFINE_WARMUP_EPOCHS, self.refine_epochs - 1),
+                **common,
             )
         else:
             gamma = 0.0 if self.refine == "dec" else self.gamma
@@ -711,7 +730,11 @@ class AutoencoderKMeans(
                 X_t,
                 centers_t,
                 gamma=gamma,
-                update_interval=self.update_interval,
+                update_interval=(
+                    -(-X.shape[0] // batch_size)  # one epoch of batches
+                    if self.update_interval == "auto"
+                    else self.update_interval
+                ),
                 **common,
             )
         return new_centers.detach().cpu().numpy().astype(np.float64), history
@@ -811,7 +834,7 @@ class AutoencoderKMeans(
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, `n_features_in_`)
             Decoded samples.
         """
         check_is_fitted(self)

@@ -1,21 +1,45 @@
 """Torch autoencoders used by :class:`~skdeepcluster.AutoencoderKMeans`.
 
-The contract every autoencoder follows (built-in or user-supplied):
+The autoencoder contract
+------------------------
+Every autoencoder, built-in or user-supplied (the estimator's ``module``
+parameter), is a :class:`torch.nn.Module` with:
 
-* ``encode(x)`` maps a float32 batch of shape ``(n, n_features)`` to codes of
-  shape ``(n, latent_dim)``;
-* ``decode(z)`` maps codes back to ``(n, n_features)``;
-* ``forward(x)`` returns ``decode(encode(x))``.
+* ``encode(x)``: maps a float32 batch of shape ``(n, n_features)`` to codes of
+  shape ``(n, latent_dim)`` (always 2-D, whatever the module does inside);
+* ``decode(z)``: maps codes of shape ``(n, latent_dim)`` back to
+  ``(n, n_features)``;
+* ``forward(x)``: returns the reconstruction of ``x``, normally
+  ``decode(encode(x))``, of shape ``(n, n_features)``.
+
+Inputs and outputs are *flat*: image models (such as :class:`ConvAutoencoder`)
+reshape internally, so that one training loop serves every architecture.
+Modules must also work in float64 (``module.double()``), which inference on
+the CPU uses, and must not depend on the batch size in eval mode.
+:func:`check_autoencoder` verifies the shapes on a small probe batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import inspect
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "MLPAutoencoder", "make_activation"]
+__all__ = [
+    "ACTIVATIONS",
+    "OUTPUT_ACTIVATIONS",
+    "ConvAutoencoder",
+    "MLPAutoencoder",
+    "build_module",
+    "check_autoencoder",
+    "make_activation",
+    "resolve_image_shape",
+]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -25,40 +49,125 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 
+#: Activations allowed at the decoder's output (``None`` means linear output).
+OUTPUT_ACTIVATIONS = {
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+}
+
 
 def make_activation(name: str) -> nn.Module:
     """Return a fresh activation module from its name (see ``ACTIVATIONS``)."""
     try:
         return ACTIVATIONS[name]()
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(
             f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}."
         ) from None
 
 
-def _mlp(sizes: Sequence[int], activation: str) -> nn.Sequential:
-    """Linear layers between consecutive ``sizes``; no activation after the last."""
+def _make_output_activation(name: str | None) -> nn.Module | None:
+    if name is None:
+        return None
+    try:
+        return OUTPUT_ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown output_activation {name!r}; expected None or one of "
+            f"{sorted(OUTPUT_ACTIVATIONS)}."
+        ) from None
+
+
+def _check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _check_dropout(dropout: Any) -> float:
+    if (
+        isinstance(dropout, bool)
+        or not isinstance(dropout, numbers.Real)
+        or not 0.0 <= float(dropout) < 1.0
+    ):
+        raise ValueError(f"dropout must be a float in [0, 1), got {dropout!r}.")
+    return float(dropout)
+
+
+def _check_int_sequence(values: Any, name: str, *, allow_empty: bool) -> list[int]:
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}.")
+    if not allow_empty and len(values) == 0:
+        raise ValueError(f"{name} must not be empty, got {values!r}.")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < 1:
+            raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}.")
+        out.append(int(v))
+    return out
+
+
+def _hidden_block(
+    n_in: int, n_out: int, activation: str, dropout: float, batch_norm: bool
+) -> list[nn.Module]:
+    """``Linear -> [BatchNorm1d] -> activation -> [Dropout]``."""
+    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
+    if batch_norm:
+        layers.append(nn.BatchNorm1d(n_out))
+    layers.append(make_activation(activation))
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return layers
+
+
+def _mlp(
+    sizes: Sequence[int],
+    activation: str,
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+) -> nn.Sequential:
+    """Linear layers between consecutive ``sizes``; nothing after the last."""
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(make_activation(activation))
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers.extend(_hidden_block(n_in, n_out, activation, dropout, batch_norm))
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*layers)
 
 
 class MLPAutoencoder(nn.Module):
-    """Fully connected autoencoder ``d - h1 - ... - hk - latent - hk - ... - d``.
+    """Fully connected autoencoder ``d-h1-...-hk-latent-hk-...-h1-d``.
 
     Parameters
     ----------
     n_features : int
         Input (and reconstruction) dimension.
     hidden_layer_sizes : sequence of int
-        Widths of the encoder's hidden layers; the decoder mirrors them.
+        Widths of the encoder's hidden layers; the decoder mirrors them. May be
+        empty (a linear autoencoder).
     latent_dim : int
         Dimension of the codes (linear bottleneck).
     activation : str, default='relu'
         Activation between hidden layers (see ``ACTIVATIONS``).
+    output_activation : {None, 'sigmoid', 'tanh'}, default=None
+        Applied to the decoder's output; ``None`` keeps it linear. Use
+        ``'sigmoid'`` for data scaled to ``[0, 1]``, ``'tanh'`` for ``[-1, 1]``.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of encoder and decoder
+        (never on the codes or the output). Active only in training mode.
+    batch_norm : bool, default=False
+        Insert :class:`~torch.nn.BatchNorm1d` after each hidden linear layer
+        (before its activation). Training then needs batches of two or more rows.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepcluster import MLPAutoencoder
+    >>> ae = MLPAutoencoder(20, (16, 8), latent_dim=2)
+    >>> ae.encode(torch.zeros(5, 20)).shape
+    torch.Size([5, 2])
+    >>> ae(torch.zeros(5, 20)).shape
+    torch.Size([5, 20])
     """
 
     def __init__(
@@ -67,11 +176,27 @@ class MLPAutoencoder(nn.Module):
         hidden_layer_sizes: Sequence[int],
         latent_dim: int,
         activation: str = "relu",
+        *,
+        output_activation: str | None = None,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
-        sizes = [int(n_features), *map(int, hidden_layer_sizes), int(latent_dim)]
-        self.encoder = _mlp(sizes, activation)
-        self.decoder = _mlp(sizes[::-1], activation)
+        n_features = _check_positive_int(n_features, "n_features")
+        latent_dim = _check_positive_int(latent_dim, "latent_dim")
+        hidden = _check_int_sequence(hidden_layer_sizes, "hidden_layer_sizes", allow_empty=True)
+        dropout = _check_dropout(dropout)
+        make_activation(activation)  # validate early, even without hidden layers
+        out_act = _make_output_activation(output_activation)
+
+        self.n_features = n_features
+        self.latent_dim = latent_dim
+        sizes = [n_features, *hidden, latent_dim]
+        kw = dict(dropout=dropout, batch_norm=bool(batch_norm))
+        self.encoder = _mlp(sizes, activation, **kw)
+        self.decoder = _mlp(sizes[::-1], activation, **kw)
+        if out_act is not None:
+            self.decoder.append(out_act)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Map inputs of shape ``(n, n_features)`` to codes ``(n, latent_dim)``."""
@@ -84,3 +209,405 @@ class MLPAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``."""
         return self.decode(self.encode(x))
+
+
+def resolve_image_shape(image_shape: Sequence[int], n_features: int | None) -> tuple[int, int, int]:
+    """Validate ``image_shape`` against ``n_features`` and return ``(C, H, W)``.
+
+    Parameters
+    ----------
+    image_shape : sequence of int
+        ``(C, H, W)`` or ``(H, W)`` (shorthand for ``(1, H, W)``). One entry may
+        be ``-1``; it is inferred from ``n_features`` as in :func:`numpy.reshape`.
+    n_features : int or None
+        Number of features of the flat data (``C * H * W``). ``None`` skips the
+        check (and then forbids ``-1``).
+
+    Returns
+    -------
+    tuple of int
+        ``(C, H, W)`` with ``C * H * W == n_features``.
+
+    Raises
+    ------
+    ValueError
+        If ``image_shape`` is not 2 or 3 integers, has an entry that is neither
+        positive nor a single ``-1``, or does not multiply to ``n_features``.
+
+    Examples
+    --------
+    >>> resolve_image_shape((1, 28, -1), 784)
+    (1, 28, 28)
+    >>> resolve_image_shape((8, 8), 64)
+    (1, 8, 8)
+    """
+    if n_features is not None:
+        n_features = _check_positive_int(n_features, "n_features")
+    if isinstance(image_shape, str) or not isinstance(image_shape, Sequence):
+        raise ValueError(
+            f"image_shape must be a tuple (C, H, W) or (H, W) of integers, got {image_shape!r}."
+        )
+    if len(image_shape) not in (2, 3) or any(
+        isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in image_shape
+    ):
+        raise ValueError(
+            f"image_shape must be a tuple (C, H, W) or (H, W) of integers, got {image_shape!r}."
+        )
+    shape = [int(v) for v in image_shape]
+    if len(shape) == 2:
+        shape = [1, *shape]
+    if any(v < 1 and v != -1 for v in shape) or shape.count(-1) > 1:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)!r} must hold positive integers, with at most "
+            "one -1 (inferred from n_features)."
+        )
+    known = 1
+    for v in shape:
+        if v != -1:
+            known *= v
+    if n_features is None:
+        if -1 in shape:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)!r} contains -1, which can only be "
+                "inferred when n_features is known."
+            )
+    elif -1 in shape:
+        if n_features % known:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)!r} cannot be reshaped from "
+                f"n_features={n_features}: {n_features} is not divisible by {known}."
+            )
+        shape[shape.index(-1)] = n_features // known
+    elif known != n_features:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)!r} holds {known} values but the data has "
+            f"n_features={n_features}; C * H * W must equal n_features."
+        )
+    return (shape[0], shape[1], shape[2])
+
+
+def _conv_out(size: int, kernel_size: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+class ConvAutoencoder(nn.Module):
+    """Convolutional autoencoder for images, with flat inputs and outputs.
+
+    The encoder is a stack of stride-2 convolutions (each halving the height
+    and width, rounding up) followed by a linear bottleneck; the decoder is a
+    linear layer followed by transposed convolutions that reproduce the
+    encoder's spatial sizes exactly, so any image size works (down to 1x1).
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(C, H, W)`` or ``(H, W)``; one entry may be ``-1`` when
+        ``n_features`` is given (see :func:`resolve_image_shape`).
+    latent_dim : int
+        Dimension of the codes.
+    n_features : int, optional
+        Flat input dimension; only needed to infer a ``-1`` in ``image_shape``
+        (checked against it otherwise).
+    channels : sequence of int, default=(32, 64, 128)
+        Output channels of the encoder's convolutions; the decoder mirrors them.
+    kernel_size : int, default=3
+        Odd kernel size of every (transposed) convolution.
+    activation : str, default='relu'
+        Activation after every hidden layer (see ``ACTIVATIONS``).
+    output_activation : {None, 'sigmoid', 'tanh'}, default=None
+        Applied to the decoder's output.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer (not on codes or output).
+    batch_norm : bool, default=False
+        Insert :class:`~torch.nn.BatchNorm2d` after each hidden (transposed)
+        convolution.
+
+    Attributes
+    ----------
+    image_shape : tuple of int
+        The resolved ``(C, H, W)``.
+    n_features : int
+        ``C * H * W``.
+    spatial_sizes : list of tuple of int
+        ``(H, W)`` before each convolution and after the last one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepcluster._networks import ConvAutoencoder
+    >>> ae = ConvAutoencoder((1, 28, 28), latent_dim=10)
+    >>> ae.encode(torch.zeros(4, 784)).shape
+    torch.Size([4, 10])
+    >>> ae(torch.zeros(4, 784)).shape
+    torch.Size([4, 784])
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        latent_dim: int,
+        *,
+        n_features: int | None = None,
+        channels: Sequence[int] = (32, 64, 128),
+        kernel_size: int = 3,
+        activation: str = "relu",
+        output_activation: str | None = None,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        c, h, w = resolve_image_shape(image_shape, n_features)
+        latent_dim = _check_positive_int(latent_dim, "latent_dim")
+        channels = _check_int_sequence(channels, "channels", allow_empty=False)
+        kernel_size = _check_positive_int(kernel_size, "kernel_size")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
+        dropout = _check_dropout(dropout)
+        make_activation(activation)
+        out_act = _make_output_activation(output_activation)
+        batch_norm = bool(batch_norm)
+
+        self.image_shape = (c, h, w)
+        self.n_features = c * h * w
+        self.latent_dim = latent_dim
+        pad, stride = kernel_size // 2, 2
+
+        # Encoder: stride-2 convolutions; record every spatial size on the way.
+        sizes = [(h, w)]
+        enc: list[nn.Module] = []
+        in_ch = c
+        for out_ch in channels:
+            enc.append(nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=pad))
+            if batch_norm:
+                enc.append(nn.BatchNorm2d(out_ch))
+            enc.append(make_activation(activation))
+            if dropout > 0:
+                enc.append(nn.Dropout(dropout))
+            hh, ww = sizes[-1]
+            sizes.append(
+                (_conv_out(hh, kernel_size, stride, pad), _conv_out(ww, kernel_size, stride, pad))
+            )
+            in_ch = out_ch
+        self.spatial_sizes = sizes
+        bottom_h, bottom_w = sizes[-1]
+        n_flat = channels[-1] * bottom_h * bottom_w
+
+        self.conv_encoder = nn.Sequential(*enc)
+        self.fc_encoder = nn.Linear(n_flat, latent_dim)
+
+        dec_fc: list[nn.Module] = [nn.Linear(latent_dim, n_flat)]
+        if batch_norm:
+            dec_fc.append(nn.BatchNorm1d(n_flat))
+        dec_fc.append(make_activation(activation))
+        if dropout > 0:
+            dec_fc.append(nn.Dropout(dropout))
+        self.fc_decoder = nn.Sequential(*dec_fc)
+
+        # Decoder: transposed convolutions back up through the recorded sizes.
+        # A stride-2 transposed convolution maps n to 2n - 1 + output_padding
+        # (odd kernel, padding k // 2): output_padding in {0, 1} hits any size.
+        dec: list[nn.Module] = []
+        out_channels = [*channels[-2::-1], c]
+        for i, out_ch in enumerate(out_channels):
+            (in_h, in_w), (tgt_h, tgt_w) = sizes[-1 - i], sizes[-2 - i]
+            out_pad = (tgt_h - (2 * in_h - 1), tgt_w - (2 * in_w - 1))
+            dec.append(
+                nn.ConvTranspose2d(
+                    in_ch,
+                    out_ch,
+                    kernel_size,
+                    stride=stride,
+                    padding=pad,
+                    output_padding=out_pad,
+                )
+            )
+            if i < len(out_channels) - 1:
+                if batch_norm:
+                    dec.append(nn.BatchNorm2d(out_ch))
+                dec.append(make_activation(activation))
+                if dropout > 0:
+                    dec.append(nn.Dropout(dropout))
+            in_ch = out_ch
+        if out_act is not None:
+            dec.append(out_act)
+        self.conv_decoder = nn.Sequential(*dec)
+        self._bottom_shape = (channels[-1], bottom_h, bottom_w)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Map flat inputs ``(n, C*H*W)`` to codes ``(n, latent_dim)``."""
+        h = self.conv_encoder(x.reshape(x.shape[0], *self.image_shape))
+        return self.fc_encoder(h.flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Map codes back to flat reconstructions ``(n, C*H*W)``."""
+        h = self.fc_decoder(z).reshape(z.shape[0], *self._bottom_shape)
+        return self.conv_decoder(h).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (flat in, flat out)."""
+        return self.decode(self.encode(x))
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    for tensor in module.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def check_autoencoder(module: Any, n_features: int) -> int:
+    """Check that ``module`` follows the autoencoder contract; return its latent dim.
+
+    The module is probed with a 2-row float32 batch (of zeros) on its own
+    device, in eval mode and without gradients; its training flag is restored
+    afterwards and its weights and buffers are left untouched.
+
+    Parameters
+    ----------
+    module : object
+        Candidate autoencoder.
+    n_features : int
+        Expected input and reconstruction dimension.
+
+    Returns
+    -------
+    latent_dim : int
+        Width of the codes returned by ``module.encode``.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is not a :class:`torch.nn.Module` or lacks callable
+        ``encode``/``decode`` methods.
+    ValueError
+        If encoding or decoding the probe fails or gives the wrong shapes.
+    """
+    name = type(module).__name__
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"The autoencoder must be a torch.nn.Module with encode and decode "
+            f"methods, got {name} ({module!r})."
+        )
+    for method in ("encode", "decode"):
+        if not callable(getattr(module, method, None)):
+            raise TypeError(
+                f"The autoencoder {name} must define a callable {method}() method; "
+                "see skdeepcluster._networks for the contract."
+            )
+    n_features = _check_positive_int(n_features, "n_features")
+    probe = torch.zeros(2, n_features, dtype=torch.float32, device=_module_device(module))
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            try:
+                z = module.encode(probe)
+            except Exception as exc:
+                raise ValueError(
+                    f"{name}.encode failed on a float32 batch of shape (2, {n_features}) "
+                    f"(n_features={n_features}): {type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 2:
+                got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                raise ValueError(
+                    f"{name}.encode must return a 2-D tensor of shape (n_samples, "
+                    f"latent_dim); on an input of shape (2, {n_features}) it returned {got}."
+                )
+            if z.shape[1] < 1:
+                raise ValueError(f"{name}.encode returned codes with 0 columns.")
+            try:
+                x_hat = module.decode(z)
+            except Exception as exc:
+                raise ValueError(
+                    f"{name}.decode failed on codes of shape {tuple(z.shape)}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            if not isinstance(x_hat, torch.Tensor) or tuple(x_hat.shape) != (2, n_features):
+                got = (
+                    tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
+                )
+                raise ValueError(
+                    f"{name}.decode must return a tensor of shape (n_samples, n_features) "
+                    f"= (2, {n_features}); it returned {got}."
+                )
+    finally:
+        module.train(was_training)
+    return int(z.shape[1])
+
+
+def _accepts_n_features(factory: Any) -> bool:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    param = params.get("n_features")
+    return param is not None and param.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+def build_module(
+    module: Any,
+    module_kwargs: Mapping[str, Any] | None,
+    n_features: int,
+) -> nn.Module:
+    """Make the autoencoder to train from the estimator's ``module`` parameter.
+
+    Parameters
+    ----------
+    module : type, callable or torch.nn.Module
+        * a class (or any other callable factory): called with
+          ``n_features=n_features`` and ``**module_kwargs`` when its signature
+          has an ``n_features`` parameter, else with ``**module_kwargs`` only;
+        * a module instance: deep-copied, so that the object passed by the
+          user is never trained in place. ``module_kwargs`` must then be empty.
+    module_kwargs : dict or None
+        Keyword arguments for the class.
+    n_features : int
+        Number of input features of the data.
+
+    Returns
+    -------
+    torch.nn.Module
+        A fresh module that passed :func:`check_autoencoder`.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` is neither a module nor a callable, if calling it fails
+        on its arguments, or if the result breaks the contract.
+    ValueError
+        On inconsistent arguments or wrong shapes (see :func:`check_autoencoder`).
+    """
+    kwargs = dict(module_kwargs or {})
+    if isinstance(module, nn.Module):
+        if kwargs:
+            raise ValueError(
+                f"module_kwargs={kwargs!r} can only be used when module is a class; "
+                f"got an instance of {type(module).__name__}."
+            )
+        built = copy.deepcopy(module)
+    elif callable(module):
+        name = getattr(module, "__name__", repr(module))
+        if _accepts_n_features(module):
+            if "n_features" in kwargs and kwargs["n_features"] != n_features:
+                raise ValueError(
+                    f"module_kwargs sets n_features={kwargs['n_features']!r} but the data "
+                    f"has n_features={n_features}; leave n_features out of module_kwargs."
+                )
+            kwargs["n_features"] = n_features
+        try:
+            built = module(**kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"Could not build the autoencoder {name} with arguments {kwargs!r}: {exc}"
+            ) from exc
+    else:
+        raise TypeError(
+            "module must be a torch.nn.Module class or instance with encode and decode "
+            f"methods, got {type(module).__name__} ({module!r})."
+        )
+    check_autoencoder(built, n_features)
+    return built

@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import numbers
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,10 +22,13 @@ from torch import nn
 
 __all__ = [
     "LOSSES",
+    "LR_SCHEDULES",
+    "NOISE_TYPES",
     "OPTIMIZERS",
     "decode_array",
     "encode_array",
     "make_optimizer",
+    "reconstruct_array",
     "to_tensor",
     "train_autoencoder",
 ]
@@ -33,7 +38,17 @@ logger = logging.getLogger(__name__)
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": nn.functional.mse_loss,
     "l1": nn.functional.l1_loss,
+    "huber": nn.functional.huber_loss,
 }
+
+#: Kinds of input corruption for denoising autoencoders.
+NOISE_TYPES = ("gaussian", "mask")
+
+#: Learning-rate schedules understood by ``train_autoencoder``.
+LR_SCHEDULES = (None, "cosine", "plateau")
+
+#: Patience of the 'plateau' schedule when early stopping is off.
+PLATEAU_PATIENCE = 5
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -72,6 +87,134 @@ def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def _batch_bounds(n_samples: int, batch_size: int, *, avoid_singleton: bool) -> list[int]:
+    """Start offsets of the batches, plus ``n_samples`` at the end.
+
+    With ``avoid_singleton`` a last batch of one row is merged into the one
+    before it (batch normalisation cannot train on a single row).
+    """
+    bounds = list(range(0, n_samples, batch_size)) + [n_samples]
+    if avoid_singleton and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return bounds
+
+
+def _noise_generator(
+    generator: torch.Generator | None, device: torch.device
+) -> torch.Generator | None:
+    """Generator for the input noise, on ``device``, seeded from ``generator``.
+
+    Drawing the noise on the data's device avoids a host-to-device copy per
+    batch. Its seed comes from ``generator`` so that runs are reproducible.
+    Returns ``None`` (torch's global generator) when ``generator`` is ``None``.
+    """
+    if generator is None:
+        return None
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    try:
+        gen = torch.Generator(device=device)
+    except RuntimeError:  # pragma: no cover - backends without device generators
+        gen = torch.Generator()
+    return gen.manual_seed(seed)
+
+
+def _corrupt(
+    xb: torch.Tensor,
+    noise: float,
+    noise_type: str,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Noisy copy of the batch ``xb`` (``xb`` itself is left unchanged)."""
+    gen_device = generator.device if generator is not None else xb.device
+    if noise_type == "gaussian":
+        eps = torch.randn(xb.shape, generator=generator, device=gen_device, dtype=xb.dtype)
+        return xb + noise * eps.to(xb.device)
+    keep = torch.rand(xb.shape, generator=generator, device=gen_device) >= noise
+    return xb * keep.to(device=xb.device, dtype=xb.dtype)
+
+
+def _mean_loss(
+    module: nn.Module,
+    X: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    batch_size: int,
+) -> torch.Tensor:
+    """Row-weighted mean loss of ``module`` on ``X`` in eval mode, on device."""
+    module.eval()
+    total = torch.zeros((), device=X.device)
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            xb = X[start : start + batch_size]
+            total += loss_fn(module(xb), xb) * xb.shape[0]
+    return total / X.shape[0]
+
+
+def _check_training_params(
+    *,
+    epochs,
+    batch_size,
+    loss,
+    noise,
+    noise_type,
+    n_iter_no_change,
+    tol,
+    clip_grad_norm,
+    lr_schedule,
+) -> None:
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def is_real(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not is_int(epochs) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
+    if not is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
+    if noise_type not in NOISE_TYPES:
+        raise ValueError(f"Unknown noise_type {noise_type!r}; expected one of {NOISE_TYPES}.")
+    if not is_real(noise) or noise < 0 or (noise_type == "mask" and noise >= 1):
+        bound = "[0, 1)" if noise_type == "mask" else ">= 0"
+        raise ValueError(
+            f"noise must be a float {bound} for noise_type={noise_type!r}, got {noise!r}."
+        )
+    if n_iter_no_change is not None and (not is_int(n_iter_no_change) or n_iter_no_change < 1):
+        raise ValueError(
+            f"n_iter_no_change must be None or a positive integer, got {n_iter_no_change!r}."
+        )
+    if not is_real(tol) or tol < 0:
+        raise ValueError(f"tol must be a non-negative float, got {tol!r}.")
+    if clip_grad_norm is not None and (not is_real(clip_grad_norm) or clip_grad_norm <= 0):
+        raise ValueError(
+            f"clip_grad_norm must be None or a positive float, got {clip_grad_norm!r}."
+        )
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {LR_SCHEDULES}.")
+
+
+def _make_scheduler(
+    lr_schedule: str | None,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    n_iter_no_change: int | None,
+):
+    if lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if lr_schedule == "plateau":
+        patience = max(1, n_iter_no_change // 2) if n_iter_no_change else PLATEAU_PATIENCE
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=0.1, patience=patience
+        )
+    return None
+
+
 def train_autoencoder(
     module: nn.Module,
     X: torch.Tensor,
@@ -82,7 +225,14 @@ def train_autoencoder(
     loss: str = "mse",
     generator: torch.Generator | None = None,
     verbose: int = 0,
-) -> dict[str, list[float]]:
+    noise: float = 0.0,
+    noise_type: str = "gaussian",
+    X_val: torch.Tensor | None = None,
+    n_iter_no_change: int | None = None,
+    tol: float = 1e-4,
+    clip_grad_norm: float | None = None,
+    lr_schedule: str | None = None,
+) -> dict[str, Any]:
     """Train ``module`` to reconstruct ``X`` with mini-batch gradient descent.
 
     Batches are drawn by indexing ``X`` (already on the module's device) with a
@@ -95,34 +245,106 @@ def train_autoencoder(
     X : torch.Tensor of shape (n_samples, n_features)
         Training data, float32, on the module's device.
     epochs : int
-        Number of passes over ``X``.
+        Maximum number of passes over ``X``.
     batch_size : int
-        Rows per optimisation step (clipped to ``n_samples``).
+        Rows per optimisation step (clipped to ``n_samples``). When the module
+        has batch normalisation, a last batch of a single row is merged into
+        the previous one.
     optimizer : torch.optim.Optimizer
         Optimizer over ``module``'s parameters.
-    loss : {'mse', 'l1'}, default='mse'
-        Reconstruction loss.
+    loss : {'mse', 'l1', 'huber'}, default='mse'
+        Reconstruction loss (see ``LOSSES``).
     generator : torch.Generator, optional
-        Source of the batch permutations (CPU generator).
+        Source of the batch permutations (CPU generator) and of the seed of
+        the input noise. With the same seed, initial weights and device, two
+        runs give identical weights.
     verbose : int, default=0
-        ``> 0`` shows a progress bar with the running loss.
+        ``> 0`` shows a progress bar with the running losses.
+    noise : float, default=0.0
+        Strength of the input corruption (denoising autoencoder): the standard
+        deviation of the Gaussian noise added to each training batch, or the
+        fraction of its entries set to zero. Only the *input* of training
+        batches is corrupted; the target stays clean, and neither validation
+        nor inference see noise.
+    noise_type : {'gaussian', 'mask'}, default='gaussian'
+        Kind of corruption (see ``noise``).
+    X_val : torch.Tensor of shape (n_val, n_features), optional
+        Validation data on the same device. Its loss is computed after each
+        epoch in eval mode and monitored instead of the training loss. An
+        empty tensor counts as no validation data.
+    n_iter_no_change : int, optional
+        Early stopping: stop when the monitored loss has not improved by at
+        least ``tol`` for ``n_iter_no_change`` consecutive epochs, then restore
+        the weights of the epoch with the lowest monitored loss. ``None``
+        trains for ``epochs`` epochs and keeps the last weights.
+    tol : float, default=1e-4
+        Minimum improvement of the monitored loss for early stopping.
+    clip_grad_norm : float, optional
+        Clip the global gradient norm to this value before each step.
+    lr_schedule : {None, 'cosine', 'plateau'}, default=None
+        ``'cosine'`` anneals the learning rate to 0 over ``epochs`` epochs;
+        ``'plateau'`` divides it by 10 when the monitored loss stalls (for
+        ``n_iter_no_change // 2`` epochs, or 5 without early stopping). The
+        schedulers change the optimizer's learning rate in place.
 
     Returns
     -------
     history : dict
-        ``{'train_loss': [...]}``: mean reconstruction loss per epoch.
+        ``'train_loss'``: mean reconstruction loss of the training batches per
+        epoch (on the noisy inputs when ``noise > 0``, in training mode);
+        ``'val_loss'``: validation loss per epoch (empty without ``X_val``);
+        ``'best_epoch'``: index into those lists of the epoch with the lowest
+        monitored loss (``None`` when no epoch completed).
 
     Notes
     -----
-    When the loss becomes NaN or infinite, training stops, the weights of the
-    last finite epoch are restored and a :class:`ConvergenceWarning` is
-    issued; the estimator is never left with NaN weights.
+    When a loss becomes NaN or infinite, training stops, the weights of the
+    last finite epoch are restored (those of the best epoch with early
+    stopping) and a :class:`ConvergenceWarning` is issued; the module is
+    never left with NaN weights. The module is left in eval mode.
     """
+    _check_training_params(
+        epochs=epochs,
+        batch_size=batch_size,
+        loss=loss,
+        noise=noise,
+        noise_type=noise_type,
+        n_iter_no_change=n_iter_no_change,
+        tol=tol,
+        clip_grad_norm=clip_grad_norm,
+        lr_schedule=lr_schedule,
+    )
     loss_fn = LOSSES[loss]
     n_samples = X.shape[0]
+    if X.ndim != 2 or n_samples == 0:
+        raise ValueError(f"X must be a non-empty 2-D tensor, got shape {tuple(X.shape)}.")
+    if X_val is not None:
+        if X_val.ndim != 2 or X_val.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"X_val must have shape (n_val, {X.shape[1]}), got {tuple(X_val.shape)}."
+            )
+        if X_val.shape[0] == 0:
+            X_val = None
+    batch_norm = _has_batch_norm(module)
+    if batch_norm and n_samples < 2:
+        raise ValueError(
+            "Training an autoencoder with batch normalization needs at least 2 samples, "
+            f"got n_samples={n_samples}."
+        )
     batch_size = min(batch_size, n_samples)
-    history: dict[str, list[float]] = {"train_loss": []}
+    bounds = _batch_bounds(n_samples, batch_size, avoid_singleton=batch_norm)
+    noise_gen = _noise_generator(generator, X.device) if noise > 0 else None
+    scheduler = _make_scheduler(
+        lr_schedule, optimizer, epochs=epochs, n_iter_no_change=n_iter_no_change
+    )
+    params = [p for p in module.parameters() if p.requires_grad]
+
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "best_epoch": None}
     last_good = _snapshot(module)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_loss = math.inf  # lowest monitored loss so far
+    ref_loss = math.inf  # loss the next epoch must beat by tol
+    n_no_change = 0
 
     progress = None
     if verbose:
@@ -134,18 +356,33 @@ def train_autoencoder(
             module.train()
             perm = torch.randperm(n_samples, generator=generator).to(X.device)
             total = torch.zeros((), device=X.device)
-            for start in range(0, n_samples, batch_size):
-                xb = X[perm[start : start + batch_size]]
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+                xb = X[perm[start:stop]]
+                x_in = _corrupt(xb, noise, noise_type, noise_gen) if noise > 0 else xb
                 optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss_fn(module(xb), xb)
+                batch_loss = loss_fn(module(x_in), xb)
                 batch_loss.backward()
+                if clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(params, clip_grad_norm)
                 optimizer.step()
-                total += batch_loss.detach() * xb.shape[0]
+                total += batch_loss.detach() * (stop - start)
             epoch_loss = float(total) / n_samples
-            if not math.isfinite(epoch_loss):
+            val_loss = None
+            if X_val is not None and math.isfinite(epoch_loss):
+                val_loss = float(_mean_loss(module, X_val, loss_fn, INFERENCE_BATCH_SIZE))
+            bad = next(
+                (
+                    (what, v)
+                    for what, v in (("training", epoch_loss), ("validation", val_loss))
+                    if v is not None and not math.isfinite(v)
+                ),
+                None,
+            )
+            if bad is not None:
+                what, value = bad
                 module.load_state_dict(last_good)
                 warnings.warn(
-                    f"The training loss became {epoch_loss} at epoch {epoch + 1}; "
+                    f"The {what} loss became {value} at epoch {epoch + 1}; "
                     "training stopped and the weights of the last finite epoch "
                     "were restored. Lower learning_rate or scale the input.",
                     ConvergenceWarning,
@@ -153,14 +390,52 @@ def train_autoencoder(
                 )
                 break
             history["train_loss"].append(epoch_loss)
+            if val_loss is not None:
+                history["val_loss"].append(val_loss)
             last_good = _snapshot(module)
-            logger.debug("epoch %d: train_loss=%.6g", epoch + 1, epoch_loss)
+
+            monitored = epoch_loss if val_loss is None else val_loss
+            if monitored < best_loss:
+                best_loss = monitored
+                history["best_epoch"] = epoch
+                if n_iter_no_change is not None:
+                    best_state = last_good
+            if monitored < ref_loss - tol:
+                ref_loss = monitored
+                n_no_change = 0
+            else:
+                n_no_change += 1
+            if scheduler is not None:
+                if lr_schedule == "plateau":
+                    scheduler.step(monitored)
+                else:
+                    scheduler.step()
+
+            if val_loss is None:
+                logger.debug("epoch %d: train_loss=%.6g", epoch + 1, epoch_loss)
+            else:
+                logger.debug(
+                    "epoch %d: train_loss=%.6g val_loss=%.6g", epoch + 1, epoch_loss, val_loss
+                )
             if progress is not None:
                 progress.update(1)
-                progress.set_postfix(loss=f"{epoch_loss:.4g}")
+                postfix = {"loss": f"{epoch_loss:.4g}"}
+                if val_loss is not None:
+                    postfix["val_loss"] = f"{val_loss:.4g}"
+                progress.set_postfix(postfix)
+            if n_iter_no_change is not None and n_no_change >= n_iter_no_change:
+                logger.debug(
+                    "early stopping at epoch %d: no improvement of at least %g for %d epochs",
+                    epoch + 1,
+                    tol,
+                    n_iter_no_change,
+                )
+                break
     finally:
         if progress is not None:
             progress.close()
+    if best_state is not None:
+        module.load_state_dict(best_state)
     module.eval()
     return history
 
@@ -189,11 +464,15 @@ def _apply_batched(
 ) -> np.ndarray:
     module.eval()
     model, dtype = _inference_copy(module, device)
-    fn = getattr(model, fn_name)
+    fn = model if fn_name == "forward" else getattr(model, fn_name)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
     chunks = []
     with torch.inference_mode():
         for start in range(0, X.shape[0], batch_size):
-            xb = torch.as_tensor(np.asarray(X[start : start + batch_size]), dtype=dtype)
+            xb = np.asarray(X[start : start + batch_size], dtype=np_dtype)
+            if not xb.flags.writeable:  # e.g. pandas' read-only views; torch warns on them
+                xb = xb.copy()
+            xb = torch.from_numpy(np.ascontiguousarray(xb))
             chunks.append(fn(xb.to(device)).cpu().numpy())
     return np.concatenate(chunks, axis=0)
 
@@ -223,3 +502,14 @@ def decode_array(
 ) -> np.ndarray:
     """Decoded inputs for codes ``Z``, computed in large batches (see ``encode_array``)."""
     return _apply_batched("decode", module, Z, device=device, batch_size=batch_size)
+
+
+def reconstruct_array(
+    module: nn.Module,
+    X: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = INFERENCE_BATCH_SIZE,
+) -> np.ndarray:
+    """Reconstructions ``module(X)`` as an array, in large batches (see ``encode_array``)."""
+    return _apply_batched("forward", module, X, device=device, batch_size=batch_size)

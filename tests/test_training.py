@@ -1,0 +1,352 @@
+"""Tests of the autoencoder training loop and of batched inference."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+from skdeepcluster._networks import ConvAutoencoder, MLPAutoencoder
+from skdeepcluster._training import (
+    LOSSES,
+    _mean_loss,
+    decode_array,
+    encode_array,
+    make_optimizer,
+    reconstruct_array,
+    to_tensor,
+    train_autoencoder,
+)
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 8))
+    X = centers[rng.integers(3, size=120)] + 0.1 * rng.normal(size=(120, 8))
+    return X.astype(np.float32)
+
+
+def _train(module, X, *, lr=1e-2, seed=0, optimizer="adam", **kwargs):
+    opt = make_optimizer(optimizer, module.parameters(), learning_rate=lr)
+    kwargs.setdefault("epochs", 10)
+    kwargs.setdefault("batch_size", 32)
+    return train_autoencoder(
+        module,
+        X if isinstance(X, torch.Tensor) else to_tensor(X, CPU),
+        optimizer=opt,
+        generator=torch.Generator().manual_seed(seed),
+        **kwargs,
+    )
+
+
+def _states_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ------------------------------------------------------------------ basics
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_training_loss_decreases(data, loss):
+    ae = MLPAutoencoder(8, (16,), 2)
+    history = _train(ae, data, epochs=15, loss=loss)
+    assert len(history["train_loss"]) == 15
+    assert history["val_loss"] == []
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
+    assert history["best_epoch"] == int(np.argmin(history["train_loss"]))
+    assert not ae.training
+
+
+def test_conv_training_loss_decreases(data):
+    ae = ConvAutoencoder((2, 2, 2), 2, channels=(8, 8))
+    history = _train(ae, data, epochs=10)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_zero_epochs(data):
+    ae = MLPAutoencoder(8, (4,), 2)
+    before = copy.deepcopy(ae)
+    history = _train(ae, data, epochs=0)
+    assert history == {"train_loss": [], "val_loss": [], "best_epoch": None}
+    assert _states_equal(ae, before)
+
+
+def test_same_seed_gives_identical_weights(data):
+    init = MLPAutoencoder(8, (16,), 2, dropout=0.2)
+    runs = []
+    for seed in (0, 0, 1):
+        ae = copy.deepcopy(init)
+        with torch.random.fork_rng():
+            torch.manual_seed(3)  # dropout draws from the global generator
+            _train(ae, data, epochs=3, seed=seed, noise=0.1)
+        runs.append(ae)
+    assert _states_equal(runs[0], runs[1])
+    assert not _states_equal(runs[0], runs[2])
+
+
+def test_batch_norm_handles_singleton_last_batch(data):
+    ae = MLPAutoencoder(8, (4,), 2, batch_norm=True)
+    history = _train(ae, data[:33], epochs=2, batch_size=32)
+    assert len(history["train_loss"]) == 2
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        _train(MLPAutoencoder(8, (4,), 2, batch_norm=True), data[:1], epochs=1)
+
+
+def test_verbose_progress_bar(data, capsys):
+    _train(MLPAutoencoder(8, (4,), 2), data, epochs=2, verbose=1, X_val=to_tensor(data[:10], CPU))
+    err = capsys.readouterr().err
+    assert "val_loss" in err and "loss" in err
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(noise=-0.1), "noise"),
+        (dict(noise=1.0, noise_type="mask"), "noise"),
+        (dict(noise=0.1, noise_type="salt"), "noise_type"),
+        (dict(n_iter_no_change=0), "n_iter_no_change"),
+        (dict(tol=-1.0), "tol"),
+        (dict(clip_grad_norm=0.0), "clip_grad_norm"),
+        (dict(lr_schedule="step"), "lr_schedule"),
+        (dict(loss="bce"), "loss"),
+        (dict(epochs=-1), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(X_val=torch.zeros(3, 7)), "X_val"),
+    ],
+)
+def test_invalid_parameters(data, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _train(MLPAutoencoder(8, (4,), 2), data, **kwargs)
+
+
+# ------------------------------------------------------------------- noise
+
+
+class _Recorder(nn.Module):
+    """Identity-like autoencoder that records its training inputs."""
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.lin = nn.Linear(n_features, n_features)
+        self.inputs = []
+
+    def encode(self, x):
+        if self.training:
+            self.inputs.append(x.detach().clone())
+        return self.lin(x)
+
+    def decode(self, z):
+        return z
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+@pytest.fixture
+def recording_loss(monkeypatch):
+    targets = []
+
+    def loss(x_hat, target):
+        targets.append(target.detach().clone())
+        return nn.functional.mse_loss(x_hat, target)
+
+    monkeypatch.setitem(LOSSES, "recording", loss)
+    return targets
+
+
+def _is_subset_of_rows(rows, X):
+    return bool((rows[:, None, :] == X[None, :, :]).all(dim=-1).any(dim=1).all())
+
+
+@pytest.mark.parametrize("noise_type", ["gaussian", "mask"])
+def test_noise_corrupts_input_not_target(data, recording_loss, noise_type):
+    X = to_tensor(data, CPU)
+    ae = _Recorder(8)
+    _train(ae, X, epochs=2, batch_size=40, loss="recording", noise=0.3, noise_type=noise_type)
+    assert len(ae.inputs) == len(recording_loss) == 6
+    for x_in, target in zip(ae.inputs, recording_loss, strict=True):
+        assert _is_subset_of_rows(target, X)  # clean training rows
+        assert not torch.equal(x_in, target)
+        if noise_type == "mask":
+            zeroed = x_in == 0
+            assert torch.equal(x_in[~zeroed], target[~zeroed])
+            assert 0.15 < zeroed.float().mean() < 0.45
+        else:
+            assert 0.2 < (x_in - target).std() < 0.4
+    assert not torch.equal(ae.inputs[0], ae.inputs[3])  # fresh noise each epoch
+
+
+def test_no_noise_by_default(data, recording_loss):
+    ae = _Recorder(8)
+    _train(ae, data, epochs=1, batch_size=120, loss="recording")
+    assert torch.equal(ae.inputs[0], recording_loss[0])
+
+
+@pytest.mark.parametrize("noise_type", ["gaussian", "mask"])
+def test_noise_only_at_training(data, noise_type):
+    ae = MLPAutoencoder(8, (16,), 2, dropout=0.3)
+    _train(ae, data, epochs=3, noise=0.5, noise_type=noise_type)
+    assert not ae.training
+    codes = encode_array(ae, data, device=CPU)
+    np.testing.assert_array_equal(codes, encode_array(ae, data, device=CPU))
+    with torch.no_grad():
+        direct = ae.encode(torch.from_numpy(data)).numpy()
+    np.testing.assert_allclose(codes, direct, rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------- early stopping
+
+
+class _Scale(nn.Module):
+    """``x -> w * x``: trained with a large Adam step, its loss overshoots."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+    def encode(self, x):
+        return self.w * x
+
+    def decode(self, z):
+        return z
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def test_early_stopping_restores_best_weights(data):
+    X = to_tensor(data, CPU)
+    X_val = to_tensor(data[:40], CPU)
+    ae = _Scale()
+    history = _train(
+        ae, X, lr=0.3, epochs=50, batch_size=120, X_val=X_val, n_iter_no_change=3, tol=0.0
+    )
+    val = history["val_loss"]
+    assert len(val) == len(history["train_loss"]) < 50
+    best = history["best_epoch"]
+    assert best == int(np.argmin(val)) and best < len(val) - 1  # weights were rolled back
+    assert len(val) - 1 - best == 3
+    restored = float(_mean_loss(ae, X_val, LOSSES["mse"], 4096))
+    assert restored == pytest.approx(min(val), rel=1e-6)
+    assert restored < val[-1]
+
+
+def test_early_stopping_on_training_loss_with_tol(data):
+    ae = MLPAutoencoder(8, (16,), 2)
+    history = _train(ae, data, epochs=30, n_iter_no_change=2, tol=1e6)
+    # Nothing improves by 1e6: stop after the first epoch plus two without change.
+    assert len(history["train_loss"]) == 3
+    assert history["val_loss"] == []
+    assert history["best_epoch"] == int(np.argmin(history["train_loss"]))
+
+
+def test_without_early_stopping_last_weights_are_kept(data):
+    X = to_tensor(data, CPU)
+    ae = _Scale()
+    history = _train(ae, X, lr=0.3, epochs=8, batch_size=120, X_val=X)
+    assert len(history["val_loss"]) == 8
+    final = float(_mean_loss(ae, X, LOSSES["mse"], 4096))
+    assert final == pytest.approx(history["val_loss"][-1], rel=1e-6)
+
+
+# ------------------------------------------------------------- divergence
+
+
+def test_nan_loss_warns_and_keeps_finite_weights(data):
+    ae = MLPAutoencoder(8, (16,), 2)
+    with pytest.warns(ConvergenceWarning, match="loss became"):
+        history = _train(ae, data, lr=1e10, optimizer="sgd", epochs=20)
+    assert len(history["train_loss"]) < 20
+    assert all(math.isfinite(v) for v in history["train_loss"])
+    assert all(torch.isfinite(p).all() for p in ae.parameters())
+    assert np.isfinite(encode_array(ae, data, device=CPU)).all()
+    assert not ae.training
+
+
+def test_inf_in_data_warns_and_restores_initial_weights(data):
+    X = data.copy()
+    X[3, 2] = np.inf
+    ae = MLPAutoencoder(8, (4,), 2)
+    init = copy.deepcopy(ae)
+    with pytest.warns(ConvergenceWarning):
+        history = _train(ae, X, epochs=3, n_iter_no_change=2)
+    assert history == {"train_loss": [], "val_loss": [], "best_epoch": None}
+    assert _states_equal(ae, init)
+
+
+def test_nan_validation_loss_warns(data):
+    X_val = data[:10].copy()
+    X_val[0, 0] = np.nan
+    ae = MLPAutoencoder(8, (4,), 2)
+    with pytest.warns(ConvergenceWarning, match="validation loss"):
+        _train(ae, data, epochs=3, X_val=to_tensor(X_val, CPU))
+    assert all(torch.isfinite(p).all() for p in ae.parameters())
+
+
+# ------------------------------------------------- clipping and schedules
+
+
+def test_clip_grad_norm_limits_steps(data):
+    ae = MLPAutoencoder(8, (16,), 2)
+    init = copy.deepcopy(ae)
+    _train(ae, data, lr=1.0, optimizer="sgd", epochs=2, clip_grad_norm=1e-6)
+    # SGD with momentum 0.9: each step moves by at most 10 * lr * 1e-6.
+    delta = torch.cat(
+        [(p - q).flatten() for p, q in zip(ae.parameters(), init.parameters(), strict=True)]
+    )
+    assert 0 < delta.norm() < 8 * 10 * 1e-6
+
+
+def test_cosine_schedule_anneals_to_zero(data):
+    ae = MLPAutoencoder(8, (4,), 2)
+    opt = make_optimizer("adam", ae.parameters(), learning_rate=1e-2)
+    train_autoencoder(
+        ae, to_tensor(data, CPU), epochs=4, batch_size=64, optimizer=opt, lr_schedule="cosine"
+    )
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_plateau_schedule_reduces_lr(data):
+    ae = MLPAutoencoder(8, (4,), 2)
+    opt = make_optimizer("sgd", ae.parameters(), learning_rate=1e-12)
+    train_autoencoder(
+        ae,
+        to_tensor(data, CPU),
+        epochs=5,
+        batch_size=120,
+        optimizer=opt,
+        lr_schedule="plateau",
+        n_iter_no_change=None,
+    )
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-13)
+
+
+# --------------------------------------------------------------- inference
+
+
+def test_reconstruct_encode_decode_arrays(data):
+    ae = ConvAutoencoder((1, 2, 4), 3, channels=(4,))
+    _train(ae, data, epochs=1)
+    rec = reconstruct_array(ae, data, device=CPU, batch_size=50)
+    assert rec.shape == data.shape and rec.dtype == np.float64
+    codes = encode_array(ae, data, device=CPU, batch_size=7)
+    np.testing.assert_allclose(decode_array(ae, codes, device=CPU), rec, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        direct = ae(torch.from_numpy(data)).numpy()
+    np.testing.assert_allclose(rec, direct, rtol=1e-4, atol=1e-5)
+    # Batch-size invariance of the float64 inference.
+    np.testing.assert_allclose(rec[:1], reconstruct_array(ae, data[:1], device=CPU), atol=1e-12)
