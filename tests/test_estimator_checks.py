@@ -1,17 +1,28 @@
-"""scikit-learn's own estimator checks, with no expected failures."""
+"""scikit-learn's own estimator checks, with no expected failures.
+
+The default estimator is checked as users get it, plus small configurations that
+exercise the other code paths: a PCA second stage, the convolutional network (with
+``image_shape=(1, 1, -1)``, so one image row of whatever width the checks' data has),
+joint refinement, and a Gaussian-mixture clusterer.
+"""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdeepcluster import AutoencoderKMeans
 
+SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
+
 
 @parametrize_with_checks(
     [
         AutoencoderKMeans(),
+        AutoencoderKMeans(**SMALL, pca_components=2, activation="elu"),
         AutoencoderKMeans(
-            hidden_layer_sizes=(16,), latent_dim=4, epochs=10, pca_components=2,
-            activation="elu",
+            image_shape=(1, 1, -1), conv_channels=(4, 8), latent_dim=3, epochs=5
         ),
+        AutoencoderKMeans(**SMALL, refine="idec", refine_epochs=3),
+        AutoencoderKMeans(**SMALL, refine="kmeans", refine_epochs=3, noise=0.1),
+        AutoencoderKMeans(**SMALL, clusterer="gmm", n_init=2),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

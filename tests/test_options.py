@@ -1,0 +1,288 @@
+"""The estimator's options: networks, training, second stage, clusterers, refinement."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV
+from torch import nn
+
+from skdeepcluster import AutoencoderKMeans, ConvAutoencoder, MLPAutoencoder
+from skdeepcluster.metrics import cluster_accuracy
+
+from .conftest import FAST
+
+
+def make(**params):
+    return AutoencoderKMeans(**{"n_clusters": 3, "random_state": 0, **FAST, **params})
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(n_class=4, return_X_y=True)
+    return X[:300] / 16.0, y[:300]
+
+
+# ------------------------------------------------------------- networks
+@pytest.mark.parametrize("image_shape", [(1, 8, 8), (8, 8), (1, -1, 8), (4, 4, 4)])
+def test_conv_architecture(small_digits, image_shape):
+    X, y = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=4, image_shape=image_shape, conv_channels=(8, 16), latent_dim=4,
+        epochs=3, random_state=0,
+    ).fit(X)
+    assert isinstance(model.autoencoder_, ConvAutoencoder)
+    assert model.reconstruct(X[:5]).shape == (5, 64)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_architecture_choice(small_digits):
+    X, _ = small_digits
+    mlp = make(image_shape=(1, 8, 8), architecture="mlp").fit(X)
+    assert isinstance(mlp.autoencoder_, MLPAutoencoder)
+    with pytest.raises(ValueError, match="image_shape"):
+        make(architecture="conv").fit(X)
+
+
+@pytest.mark.parametrize("image_shape", [(1, 28, 28), (1, 7, 7), (2, -1, -1), (1, 0, 64), "8x8"])
+def test_wrong_image_shape(small_digits, image_shape):
+    X, _ = small_digits
+    model = make(image_shape=image_shape)
+    with pytest.raises((ValueError, TypeError), match="image_shape"):
+        model.fit(X)
+    assert not hasattr(model, "labels_")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(activation="tanh", output_activation="sigmoid"),
+        dict(activation="leaky_relu", dropout=0.2, batch_norm=True),
+        dict(activation="gelu", loss="l1", optimizer="adamw"),
+        dict(optimizer="sgd", learning_rate=0.01, loss="huber"),
+    ],
+)
+def test_network_and_training_options(blobs, options):
+    X, _ = blobs
+    model = make(**options).fit(X)
+    assert np.isfinite(model.history_["train_loss"]).all()
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_dropout_and_noise_are_off_at_transform(blobs):
+    X, _ = blobs
+    model = make(dropout=0.5, noise=0.5, noise_type="gaussian").fit(X)
+    np.testing.assert_array_equal(model.transform(X), model.transform(X))
+    model = make(noise=0.5, noise_type="mask").fit(X)
+    np.testing.assert_array_equal(model.transform(X), model.transform(X))
+
+
+def test_noise_changes_training(blobs):
+    X, _ = blobs
+    clean = make().fit(X).history_["train_loss"]
+    noisy = make(noise=0.5).fit(X).history_["train_loss"]
+    assert clean != noisy
+    with pytest.raises(ValueError, match="noise"):
+        make(noise=1.0, noise_type="mask").fit(X)
+
+
+# ------------------------------------------------------ custom module
+class TinyAutoencoder(nn.Module):
+    """A user-defined autoencoder following the encode/decode contract."""
+
+    def __init__(self, n_features, width=8, latent=2):
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(n_features, width), nn.ReLU(), nn.Linear(width, latent))
+        self.dec = nn.Sequential(nn.Linear(latent, width), nn.ReLU(), nn.Linear(width, n_features))
+
+    def encode(self, x):
+        return self.enc(x)
+
+    def decode(self, z):
+        return self.dec(z)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def test_custom_module_class(blobs):
+    X, y = blobs
+    model = make(module=TinyAutoencoder, module_kwargs={"width": 16, "latent": 3}).fit(X)
+    assert isinstance(model.autoencoder_, TinyAutoencoder)
+    assert model.transform(X).shape == (X.shape[0], 3)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+    # clone, pickle and grid search keep working
+    assert clone(model).get_params()["module"] is TinyAutoencoder
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    grid = GridSearchCV(model, {"module_kwargs": [{"latent": 2}, {"latent": 3}]}, cv=2).fit(X)
+    assert grid.best_params_["module_kwargs"]["latent"] in (2, 3)
+
+
+def test_custom_module_instance_is_not_trained_in_place(blobs):
+    X, _ = blobs
+    net = TinyAutoencoder(X.shape[1])
+    before = [p.detach().clone() for p in net.parameters()]
+    model = make(module=net).fit(X)
+    assert model.autoencoder_ is not net
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert clone(model).get_params()["module"] is not net  # clone deep-copies it
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_bad_custom_module(blobs):
+    X, _ = blobs
+
+    class NoEncode(nn.Module):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="encode"):
+        make(module=NoEncode()).fit(X)
+
+
+# ------------------------------------------------------ early stopping
+def test_validation_and_early_stopping(blobs):
+    X, _ = blobs
+    model = make(epochs=200, validation_fraction=0.2, n_iter_no_change=3, tol=1e-2).fit(X)
+    history = model.history_
+    assert len(history["val_loss"]) == model.n_iter_ < 200
+    assert history["best_epoch"] == int(np.argmin(history["val_loss"]))
+    # the restored weights are the best ones: their validation loss is the minimum
+    assert np.isfinite(history["val_loss"]).all()
+
+
+def test_validation_fraction_too_large(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="validation_fraction"):
+        make(n_clusters=2, validation_fraction=0.999).fit(X[:10])
+
+
+# --------------------------------------------------------- second stage
+class Doubler(TransformerMixin, BaseEstimator):
+    """A custom transformer: keeps the first two dimensions, doubled."""
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def transform(self, X):
+        return 2 * np.asarray(X)[:, :2]
+
+
+@pytest.mark.parametrize("reducer", [PCA(n_components=2), Doubler()])
+def test_reducer(blobs, reducer):
+    X, y = blobs
+    model = make(reducer=reducer).fit(X)
+    assert model.transform(X).shape == (X.shape[0], 2)
+    assert model.reducer_ is not reducer  # cloned
+    assert not hasattr(reducer, "n_features_in_") and not hasattr(reducer, "components_")
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+
+
+def test_umap_reducer(blobs):
+    umap = pytest.importorskip("umap")
+    X, y = blobs
+    model = make(reducer=umap.UMAP(n_components=2, n_neighbors=10, n_epochs=50)).fit(X)
+    assert model.transform(X[:7]).shape == (7, 2)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+
+
+def test_reducer_and_pca_components_conflict(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="pca_components and reducer"):
+        make(reducer=PCA(2), pca_components=2).fit(X)
+
+
+# ------------------------------------------------------------ clusterers
+@pytest.mark.parametrize(
+    "clusterer",
+    ["gmm", GaussianMixture(covariance_type="diag"), KMeans(n_init=3), AgglomerativeClustering()],
+)
+def test_clusterers(blobs, clusterer):
+    X, y = blobs
+    model = make(clusterer=clusterer).fit(X)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+    assert model.cluster_centers_.shape == (3, FAST["latent_dim"])
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    if not isinstance(clusterer, str):
+        assert model.clusterer_ is not clusterer  # cloned, n_clusters set from the estimator
+        assert model.clusterer_.get_params().get(
+            "n_clusters", model.clusterer_.get_params().get("n_components")
+        ) == 3
+
+
+# ------------------------------------------------------------ refinement
+@pytest.mark.parametrize("refine", ["kmeans", "dec", "idec"])
+@pytest.mark.parametrize("pca_components", [None, 2])
+def test_refinement_is_consistent(small_digits, refine, pca_components):
+    X, y = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32, refine=refine,
+        refine_epochs=10, pca_components=pca_components, random_state=0,
+    ).fit(X)
+    history = model.history_
+    assert len(history["refine_loss"]) >= 1
+    assert np.isfinite(history["refine_loss"]).all()
+    assert np.isfinite(model.cluster_centers_).all()
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    embedding = model.transform(X)
+    d = ((embedding[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(d.argmin(1), model.labels_)
+    assert model.inertia_ == pytest.approx(d.min(1).sum())
+    assert cluster_accuracy(y, model.labels_) > 0.7
+
+
+def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
+    X, _ = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, refine="kmeans",
+        refine_epochs=15, refine_tol=0, random_state=0,
+    ).fit(X)
+    loss = model.history_["refine_loss"]
+    assert loss[-1] < loss[0] * 1.5  # warm-up raises the weight; it must not blow up
+    assert np.isfinite(loss).all()
+
+
+def test_refinement_same_seed_same_labels(small_digits):
+    X, _ = small_digits
+    params = dict(n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=5,
+                  refine="idec", refine_epochs=5, random_state=3)
+    a = AutoencoderKMeans(**params).fit(X)
+    b = AutoencoderKMeans(**params).fit(X)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_)
+
+
+def test_refinement_needs_kmeans_and_affine_second_stage(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="clusterer='kmeans'"):
+        make(refine="dec", clusterer="gmm").fit(X)
+    with pytest.raises(ValueError, match="reducer"):
+        make(refine="kmeans", reducer=Doubler()).fit(X)
+
+
+def test_refinement_with_diverging_learning_rate_stays_finite(small_digits):
+    X, _ = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3, refine="kmeans",
+        refine_lambda=1e6, refine_learning_rate=1e6, optimizer="sgd", refine_epochs=10,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    assert np.isfinite(model.cluster_centers_).all()
+    assert np.isfinite(model.transform(X)).all()
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
