@@ -96,37 +96,9 @@ def _resolve_image_shape(image_shape, n_features: int) -> tuple[int, int, int] |
     if image_shape is None:
         side = math.isqrt(n_features)
         return (1, side, side) if side >= 2 and side * side == n_features else None
-    try:
-        shape = tuple(image_shape)
-    except TypeError:
-        raise TypeError(
-            f"image_shape must be a tuple (C, H, W) or (H, W), got {image_shape!r}."
-        ) from None
-    if len(shape) not in (2, 3) or not all(
-        isinstance(s, Integral) and not isinstance(s, bool) and (s >= 1 or s == -1) for s in shape
-    ):
-        raise ValueError(
-            "image_shape must be (C, H, W) or (H, W) with positive integers (one entry "
-            f"may be -1), got {image_shape!r}."
-        )
-    shape = tuple(int(s) for s in shape)
-    if shape.count(-1) > 1:
-        raise ValueError(f"image_shape may contain at most one -1, got {image_shape!r}.")
-    if -1 in shape:
-        known = math.prod(s for s in shape if s != -1)
-        if n_features % known:
-            raise ValueError(
-                f"image_shape={image_shape!r} does not fit n_features={n_features}: "
-                f"{n_features} is not a multiple of {known}."
-            )
-        shape = tuple(n_features // known if s == -1 else s for s in shape)
-    if math.prod(shape) != n_features:
-        raise ValueError(
-            f"image_shape={image_shape!r} holds {math.prod(shape)} values per image, "
-            f"but X has n_features={n_features}."
-        )
-    if len(shape) == 2:
-        shape = (1, *shape)
+    from ._networks import resolve_image_shape
+
+    shape = resolve_image_shape(image_shape, n_features)
     if shape[0] not in (1, 3):
         raise ValueError(
             f"Only 1 (grayscale) or 3 (RGB) channels can be displayed; image_shape="
@@ -166,17 +138,10 @@ def _reconstruct(estimator, X) -> np.ndarray:
     """Reconstructions of ``X``: ``estimator.reconstruct`` or the autoencoder directly."""
     if hasattr(estimator, "reconstruct"):
         return np.asarray(estimator.reconstruct(X), dtype=np.float64)
-    if not hasattr(estimator, "autoencoder_"):
-        raise TypeError(
-            f"{type(estimator).__name__} has neither a reconstruct method nor an "
-            "autoencoder_ attribute; cannot compute reconstructions."
-        )
-    from ._training import decode_array, encode_array
-
-    X = check_array(X, dtype=[np.float64, np.float32])
-    device = estimator.device_
-    codes = encode_array(estimator.autoencoder_, X, device=device)
-    return np.asarray(decode_array(estimator.autoencoder_, codes, device=device), np.float64)
+    raise TypeError(
+        f"{type(estimator).__name__} has no reconstruct method; pass a fitted "
+        "AutoencoderKMeans."
+    )
 
 
 def _is_categorical(labels: np.ndarray, n_unique: int) -> bool:
