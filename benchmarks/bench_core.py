@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     print(
         f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | "
         f"{os.cpu_count()} CPUs | torch {torch.__version__} "
-        f"(threads {torch.get_num_threads()}) | CUDA: {torch.cuda.is_available()} | seed {args.seed}"
+        f"(threads {torch.get_num_threads()}) | CUDA: {torch.cuda.is_available()} | "
+        f"seed {args.seed}"
     )
     print()
     print("| dataset | method | ACC | NMI | ARI | fit s | peak MB |")

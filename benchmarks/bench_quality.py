@@ -128,7 +128,7 @@ def main(argv=None) -> int:
                 print(per_seed[-1], file=sys.stderr, flush=True)
             a = np.array(scores)
             mean, std = a.mean(axis=0), a.std(axis=0)
-            cells = " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in zip(mean[:3], std[:3]))
+            cells = " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in zip(mean[:3], std[:3], strict=True))
             spread = a[:, 0].max() - a[:, 0].min()
             rows.append(
                 f"| {dataset} (n={X.shape[0]}) | {name} | {cells} | {mean[3]:.0f} ± {std[3]:.0f} "

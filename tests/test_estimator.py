@@ -388,7 +388,7 @@ def test_warm_start_continues_training(blobs):
     second = model.history_["train_loss"]
     assert second[0] < first[0]  # starts from the trained network
     assert any(
-        not torch.equal(a, b) for a, b in zip(weights, model.autoencoder_.parameters())
+        not torch.equal(a, b) for a, b in zip(weights, model.autoencoder_.parameters(), strict=True)
     )
 
 

@@ -134,7 +134,7 @@ def test_custom_module_instance_is_not_trained_in_place(blobs):
     before = [p.detach().clone() for p in net.parameters()]
     model = make(module=net).fit(X)
     assert model.autoencoder_ is not net
-    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     assert clone(model).get_params()["module"] is not net  # clone deep-copies it
     loaded = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
@@ -229,7 +229,8 @@ def test_clusterers(blobs, clusterer):
 def test_refinement_is_consistent(small_digits, refine, pca_components):
     X, y = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32, refine=refine,
+        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32,
+        refine=refine,
         refine_epochs=10, pca_components=pca_components, random_state=0,
     ).fit(X)
     history = model.history_
