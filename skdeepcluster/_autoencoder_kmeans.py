@@ -49,6 +49,9 @@ __all__ = ["AutoencoderKMeans"]
 
 _FLOAT_DTYPES = [np.float64, np.float32]
 
+#: Optimizer steps that ``epochs='auto'`` aims for (see the ``epochs`` docstring).
+_AUTO_STEPS = 1500
+
 #: Epochs over which the k-means refinement weight grows linearly to ``refine_lambda``.
 _REFINE_WARMUP_EPOCHS = 5
 
@@ -132,10 +135,13 @@ class AutoencoderKMeans(
     batch_size : int, default=256
         Mini-batch size for training (clipped to ``n_samples``).
 
-    epochs : int, default=100
-        Maximum number of pre-training passes over the data. The default gives
-        good clusters on digits-sized data (~2,000 samples) in well under a
-        minute on two CPU cores.
+    epochs : int or 'auto', default='auto'
+        Maximum number of pre-training passes over the data. ``'auto'`` gives
+        the network a budget of about 1,500 optimizer steps:
+        ``ceil(1500 / n_batches)`` epochs, clipped to [10, 200], where
+        ``n_batches = ceil(n_samples / batch_size)``. That is 188 epochs on
+        the 1,797 digits (under a minute on two CPU cores), 38 on 10,000
+        MNIST images and 10 on larger data sets. Set an int for full control.
 
     noise : float, default=0.0
         Denoising: the standard deviation of Gaussian noise
@@ -195,14 +201,16 @@ class AutoencoderKMeans(
     n_init : int or 'auto', default=10
         Number of clustering runs with different seeds; the best is kept.
 
-    refine : {'kmeans', 'dec', 'idec'} or None, default=None
+    refine : {'auto', 'kmeans', 'dec', 'idec'} or None, default='auto'
         Joint refinement of the encoder and the centres after the first
         clustering: ``'kmeans'`` adds ``refine_lambda`` times the squared
         distance of each embedding to its centre to the reconstruction loss
         (Song et al., 2013); ``'dec'`` and ``'idec'`` run DEC self-training
         (Xie et al., 2016), IDEC keeping the reconstruction loss with weight
-        ``gamma`` (Guo et al., 2017). Needs ``clusterer='kmeans'`` and an
-        affine second stage (scaler and/or PCA).
+        ``gamma`` (Guo et al., 2017). Refinement needs ``clusterer='kmeans'``
+        and an affine second stage (scaler and/or ``pca_components``).
+        ``'auto'`` is ``'idec'`` when those hold and None (no refinement)
+        otherwise, e.g. with a ``reducer`` or ``clusterer='gmm'``.
 
     refine_epochs : int, default=100
         Maximum number of refinement epochs (passes over the data).
@@ -356,7 +364,7 @@ class AutoencoderKMeans(
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "noise": [Interval(Real, 0, None, closed="left")],
         "noise_type": [StrOptions({"gaussian", "mask"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
@@ -373,7 +381,7 @@ class AutoencoderKMeans(
         "reducer": [HasMethods(["fit", "transform"]), None],
         "clusterer": [StrOptions({"kmeans", "gmm"}), HasMethods(["fit_predict"])],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "refine": [StrOptions({"kmeans", "dec", "idec"}), None],
+        "refine": [StrOptions({"auto", "kmeans", "dec", "idec"}), None],
         "refine_epochs": [Interval(Integral, 1, None, closed="left")],
         "refine_lambda": [Interval(Real, 0, None, closed="left")],
         "refine_learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -405,7 +413,7 @@ class AutoencoderKMeans(
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=256,
-        epochs=100,
+        epochs="auto",
         noise=0.0,
         noise_type="gaussian",
         validation_fraction=0.0,
@@ -418,7 +426,7 @@ class AutoencoderKMeans(
         reducer=None,
         clusterer="kmeans",
         n_init=10,
-        refine=None,
+        refine="auto",
         refine_epochs=100,
         refine_lambda=0.01,
         refine_learning_rate=1e-4,
@@ -557,7 +565,7 @@ class AutoencoderKMeans(
             history = train_autoencoder(
                 module,
                 to_tensor(X_train, device),
-                epochs=self.epochs,
+                epochs=self._n_epochs(X_train.shape[0]),
                 batch_size=self.batch_size,
                 optimizer=self._make_optimizer(module.parameters()),
                 loss=self.loss,
@@ -588,10 +596,11 @@ class AutoencoderKMeans(
             random_state=cluster_seed,
         )
 
-        if self.refine is not None:
+        refine = self._refine_method()
+        if refine is not None:
             with torch_seed_context(torch_seed + 1, device):
                 centers, refine_history = self._refine(
-                    module, X, centers, second_stage, device, torch_seed + 1
+                    refine, module, X, centers, second_stage, device, torch_seed + 1
                 )
             history.update(refine_history)
             embedding = second_stage.transform(encode_array(module, X, device=device))
@@ -632,17 +641,24 @@ class AutoencoderKMeans(
                 f"noise={self.noise} is the fraction of masked inputs; it must be < 1 "
                 "with noise_type='mask'."
             )
-        if self.refine is not None:
+        if self.refine not in (None, "auto"):
             if not (isinstance(self.clusterer, str) and self.clusterer == "kmeans"):
                 raise ValueError(
                     f"refine={self.refine!r} needs clusterer='kmeans', got "
-                    f"{self.clusterer!r}."
+                    f"{self.clusterer!r}; use refine=None (or 'auto') with other clusterers."
                 )
             if self.reducer is not None:
                 raise ValueError(
                     f"refine={self.refine!r} works through the scaler and PCA only "
                     "(pca_components); it cannot be combined with reducer."
                 )
+
+    def _n_epochs(self, n_samples):
+        """Number of pre-training epochs (resolves ``epochs='auto'``)."""
+        if self.epochs != "auto":
+            return self.epochs
+        n_batches = -(-n_samples // min(self.batch_size, n_samples))
+        return int(np.clip(-(-_AUTO_STEPS // n_batches), 10, 200))
 
     def _split(self, X, seed):
         """Training and validation parts of ``X`` (validation is None when unused)."""
@@ -694,7 +710,14 @@ class AutoencoderKMeans(
             weight_decay=self.weight_decay,
         )
 
-    def _refine(self, module, X, centers, second_stage, device, seed):
+    def _refine_method(self):
+        """The refinement to run (resolves ``refine='auto'``), or None."""
+        if self.refine != "auto":
+            return self.refine
+        kmeans = isinstance(self.clusterer, str) and self.clusterer == "kmeans"
+        return "idec" if kmeans and self.reducer is None else None
+
+    def _refine(self, method, module, X, centers, second_stage, device, seed):
         """Joint refinement of ``module`` and ``centers`` through the affine second stage."""
         scaler, pca = second_stage.scaler, second_stage.reducer
         embed = affine_head_from_sklearn(scaler, pca, device=device)
@@ -714,7 +737,7 @@ class AutoencoderKMeans(
         )
         X_t = to_tensor(X, device)
         centers_t = torch.as_tensor(centers, dtype=torch.float32, device=device)
-        if self.refine == "kmeans":
+        if method == "kmeans":
             new_centers, history = refine_kmeans(
                 module,
                 X_t,
@@ -724,7 +747,7 @@ class AutoencoderKMeans(
                 **common,
             )
         else:
-            gamma = 0.0 if self.refine == "dec" else self.gamma
+            gamma = 0.0 if method == "dec" else self.gamma
             new_centers, history = refine_dec(
                 module,
                 X_t,

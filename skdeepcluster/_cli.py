@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="AutoencoderKMeans vs k-means on scikit-learn's digits (about a minute).",
+        help="AutoencoderKMeans vs k-means on scikit-learn's digits (minutes on a CPU).",
         description="Fit AutoencoderKMeans(n_clusters=10, random_state=0) with its default "
         "parameters and KMeans(n_clusters=10, n_init=10, random_state=0) on "
         "scikit-learn's digits (scaled to [0, 1]) and print ACC, NMI, ARI and fit time. "

@@ -6,6 +6,7 @@ estimator only decides *what* to fit and keeps the results.
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -97,7 +98,10 @@ def fit_second_stage(
             fitted.set_params(random_state=random_state)
     if fitted is None:
         return SecondStage(scaler, None), scaled
-    embedding = np.asarray(fitted.fit_transform(scaled), dtype=np.float64)
+    with warnings.catch_warnings():
+        # umap-learn notes that a fixed random_state (set above) means one thread.
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        embedding = np.asarray(fitted.fit_transform(scaled), dtype=np.float64)
     if embedding.ndim != 2 or embedding.shape[0] != codes.shape[0]:
         raise ValueError(
             f"The reducer {type(fitted).__name__} returned an array of shape "

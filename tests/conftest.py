@@ -17,7 +17,7 @@ def digits():
 
 
 #: Parameters that keep a fit in tests to a fraction of a second.
-FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
+FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64, refine_epochs=3)
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ def small_digits():
 def fitted(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, random_state=0
+        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine=None,
+        random_state=0,
     )
     return model.fit(X)
 
@@ -222,6 +223,19 @@ def test_loss_curve_from_estimator(fitted):
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), fitted.history_["train_loss"])
     assert ax.get_yscale() == "log"
     assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "loss"
+
+
+def test_loss_curve_with_refinement_from_estimator(small_digits):
+    X, _ = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine="idec",
+        refine_epochs=2, random_state=0,
+    ).fit(X)
+    ax = plot_loss_curve(model)
+    # pre-training curve, refinement curve and the dotted separator between them
+    assert len(ax.get_lines()) == 3
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("train" in t for t in texts) and any("refine" in t for t in texts)
 
 
 def test_loss_curve_val_and_refine():
