@@ -316,10 +316,11 @@ class AutoencoderKMeans(
     optionally refine network and centres together (Song et al., 2013;
     Xie et al., 2016; Guo et al., 2017).
 
-    Training uses float32. Inference on the CPU runs in float64 so that an
-    embedding does not depend on how many rows are transformed together. On
-    the CPU the same ``random_state`` gives identical results; CUDA kernels
-    may add tiny run-to-run differences.
+    Training uses float32. Inference (``transform``, ``predict``) runs on a
+    float64 copy of the network (float32 on Apple MPS, which lacks float64)
+    so that an embedding does not depend on how many rows are transformed
+    together. On the CPU the same ``random_state`` gives identical results;
+    CUDA kernels may add tiny run-to-run differences.
 
     ``score`` is the negative k-means objective in the embedding space. Like
     :meth:`sklearn.cluster.KMeans.score`, it favours more clusters, and values

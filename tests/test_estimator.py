@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skdeepcluster import AutoencoderKMeans
+from skdeepcluster._device import resolve_device
 from skdeepcluster.metrics import cluster_accuracy, cluster_accuracy_scorer
 
 from .conftest import FAST
@@ -43,7 +44,7 @@ def test_fit_attributes_and_consistency(blobs):
     assert model.n_features_in_ == X.shape[1]
     assert isinstance(model.autoencoder_, torch.nn.Module)
     assert not model.autoencoder_.training
-    assert model.device_ == torch.device("cpu")
+    assert model.device_ == resolve_device("auto")
     assert model.pca_ is None and model.scaler_ is not None
     assert model.n_iter_ == FAST["epochs"] == len(model.history_["train_loss"])
     assert np.isfinite(model.history_["train_loss"]).all()
@@ -178,6 +179,23 @@ def test_model_fitted_on_missing_gpu_loads_on_cpu(blobs):
         loaded.__setstate__(pickle.loads(pickle.dumps(state)))
     assert loaded.device_ == torch.device("cpu")
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_fit_unpickles_on_cpu_only_machine(blobs, monkeypatch):
+    X, _ = blobs
+    model = make(device="cuda").fit(X)
+    assert model.device_.type == "cuda"
+    assert next(model.autoencoder_.parameters()).is_cuda
+    payload = pickle.dumps(model)
+    assert next(model.autoencoder_.parameters()).is_cuda  # pickling left the model alone
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="not available here"):
+        loaded = pickle.loads(payload)
+    assert loaded.device_ == torch.device("cpu")
+    assert not next(loaded.autoencoder_.parameters()).is_cuda
+    np.testing.assert_allclose(loaded.transform(X), model.transform(X), rtol=1e-4, atol=1e-4)
+    assert cluster_accuracy(model.predict(X), loaded.predict(X)) > 0.99
 
 
 def test_pickle_is_lean(blobs):
