@@ -49,7 +49,7 @@ def configurations(dataset: str, k: int) -> dict:
             PCA(n_components=min(50, int(np.prod(shape))), random_state=s),
             KMeans(n_clusters=k, n_init=10, random_state=s),
         ),
-        "AE + KMeans (defaults)": lambda s: AutoencoderKMeans(n_clusters=k, random_state=s),
+        "AE + IDEC (defaults)": lambda s: AutoencoderKMeans(n_clusters=k, random_state=s),
         "AE + KMeans (no refinement)": lambda s: AutoencoderKMeans(
             n_clusters=k, refine=None, random_state=s
         ),
@@ -59,16 +59,15 @@ def configurations(dataset: str, k: int) -> dict:
         "AE + k-means-loss refinement": lambda s: AutoencoderKMeans(
             n_clusters=k, refine="kmeans", random_state=s
         ),
-        "AE + IDEC": lambda s: AutoencoderKMeans(n_clusters=k, refine="idec", random_state=s),
         "conv AE + IDEC (torch-only)": lambda s: AutoencoderKMeans(
-            n_clusters=k, image_shape=shape, refine="idec", random_state=s
+            n_clusters=k, image_shape=shape, random_state=s
         ),
         "AE + UMAP + GMM (best)": lambda s: AutoencoderKMeans(
             n_clusters=k,
-            refine=None,
+            epochs=20,
             reducer=_umap(n_components=k, n_neighbors=20),
             clusterer="gmm",
-            n_init=1,
+            n_init=10,
             random_state=s,
         ),
     }
