@@ -70,6 +70,14 @@ def configurations(dataset: str, k: int) -> dict:
             n_init=10,
             random_state=s,
         ),
+        "AE (60 epochs) + UMAP + GMM": lambda s: AutoencoderKMeans(
+            n_clusters=k,
+            epochs=60,
+            reducer=_umap(n_components=k, n_neighbors=20),
+            clusterer="gmm",
+            n_init=10,
+            random_state=s,
+        ),
     }
 
 

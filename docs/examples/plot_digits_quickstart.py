@@ -8,8 +8,8 @@ digits, compare it with plain k-means on the raw pixels, and look at the learned
 embedding and the training curve.
 
 The network and the number of epochs are kept small so that the example runs in
-seconds; the defaults (``hidden_layer_sizes=(500, 500, 2000)``, ``epochs=100``)
-give better clusters.
+seconds; the defaults (``hidden_layer_sizes=(500, 500, 2000)``, ``epochs='auto'``,
+IDEC refinement) give better clusters (ACC about 0.82) in about a minute.
 """
 
 # %%
