@@ -20,12 +20,9 @@ import platform
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
+from bench_core import DEFAULT_MNIST, IMAGE_SHAPES, load  # same data loading as bench_core
 
 
 def _umap(n_components: int, n_neighbors: int):
@@ -79,17 +76,6 @@ def configurations(dataset: str, k: int) -> dict:
             random_state=s,
         ),
     }
-
-
-def load(dataset: str, mnist_path: str):
-    if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        return (X / 16.0).astype(np.float32), y
-    from skdeepcluster.datasets import load_mnist
-
-    return load_mnist(path=mnist_path, subset="test", return_X_y=True)
 
 
 def main(argv=None) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gzip
 import statistics
 import time
 from pathlib import Path
@@ -29,8 +28,11 @@ from torch import nn
 from skdeepcluster._device import resolve_device
 from skdeepcluster._networks import ConvAutoencoder, MLPAutoencoder
 from skdeepcluster._training import make_optimizer, to_tensor, train_autoencoder
+from skdeepcluster.datasets import read_idx
 
-DEFAULT_DATA = "/work/shared/data/mnist/t10k-images-idx3-ubyte.gz"
+DEFAULT_DATA = str(
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+)
 
 
 def load_images(path: str, n_samples: int | None, seed: int = 0) -> np.ndarray:
@@ -38,12 +40,8 @@ def load_images(path: str, n_samples: int | None, seed: int = 0) -> np.ndarray:
     if path == "random":
         n = n_samples or 10_000
         return np.random.default_rng(seed).random((n, 784), dtype=np.float32)
-    with gzip.open(Path(path), "rb") as f:
-        raw = f.read()
-    magic, n, rows, cols = np.frombuffer(raw[:16], dtype=">i4")
-    if magic != 2051:
-        raise ValueError(f"{path} is not an IDX image file (magic number {magic}).")
-    X = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, rows * cols)
+    images = read_idx(path)  # validated IDX reader (gzip or plain)
+    X = images.reshape(images.shape[0], -1)
     X = X[:n_samples] if n_samples else X
     return (X / 255.0).astype(np.float32)
 

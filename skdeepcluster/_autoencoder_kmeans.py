@@ -30,6 +30,7 @@ from ._networks import (
     ACTIVATIONS,
     ConvAutoencoder,
     MLPAutoencoder,
+    _module_device,
     build_module,
     resolve_image_shape,
 )
@@ -899,10 +900,3 @@ class AutoencoderKMeans(
             self.autoencoder_ = self.autoencoder_.to(device).eval()
             self.device_ = device
 
-
-def _module_device(module: torch.nn.Module) -> torch.device:
-    for tensor in module.parameters():
-        return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
-    return torch.device("cpu")

@@ -18,7 +18,6 @@ import argparse
 import csv
 import importlib
 import json
-import math
 import re
 import sys
 import time
@@ -122,30 +121,13 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
 
 
 def _parse_image_shape(text: str, n_features: int) -> tuple[int, int, int]:
+    from ._networks import resolve_image_shape
+
     shape = _int_tuple(text, "--image-shape")
-    if len(shape) == 2:
-        shape = (1, *shape)
-    if len(shape) != 3:
-        raise CLIError(
-            f"--image-shape needs 3 integers C,H,W (or 2 integers H,W), got {text!r}."
-        )
-    if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
-        raise CLIError(
-            f"--image-shape needs positive integers (at most one -1), got {text!r}."
-        )
-    known = math.prod(s for s in shape if s != -1)
-    if -1 in shape:
-        if n_features % known:
-            raise CLIError(
-                f"--image-shape {text} does not fit the data's {n_features} features."
-            )
-        shape = tuple(n_features // known if s == -1 else s for s in shape)
-    if math.prod(shape) != n_features:
-        raise CLIError(
-            f"--image-shape {text} has {math.prod(shape)} values per image but the data "
-            f"has {n_features} features."
-        )
-    return shape
+    try:
+        return resolve_image_shape(shape, n_features)
+    except ValueError as exc:
+        raise CLIError(f"--image-shape {text}: {_one_line(exc)}") from None
 
 
 def _parse_pca(text: str) -> int | float:

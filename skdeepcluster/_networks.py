@@ -274,14 +274,15 @@ def resolve_image_shape(image_shape: Sequence[int], n_features: int | None) -> t
     elif -1 in shape:
         if n_features % known:
             raise ValueError(
-                f"image_shape={tuple(image_shape)!r} cannot be reshaped from "
+                f"image_shape={tuple(image_shape)!r} does not fit "
                 f"n_features={n_features}: {n_features} is not divisible by {known}."
             )
         shape[shape.index(-1)] = n_features // known
     elif known != n_features:
         raise ValueError(
-            f"image_shape={tuple(image_shape)!r} holds {known} values but the data has "
-            f"n_features={n_features}; C * H * W must equal n_features."
+            f"image_shape={tuple(image_shape)!r} holds {known} values per image but the "
+            f"data has {n_features} features (n_features={n_features}); C * H * W must "
+            "equal n_features."
         )
     return (shape[0], shape[1], shape[2])
 

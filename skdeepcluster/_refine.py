@@ -44,7 +44,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from ._training import INFERENCE_BATCH_SIZE, LOSSES
+from ._training import INFERENCE_BATCH_SIZE, LOSSES, _snapshot
 
 __all__ = [
     "AffineHead",
@@ -207,10 +207,6 @@ def affine_head_from_sklearn(
 # ------------------------------------------------------------------ helpers
 def _identity(z: torch.Tensor) -> torch.Tensor:
     return z
-
-
-def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _sq_distances(E: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
