@@ -137,6 +137,25 @@ def _corrupt(
     return xb * keep.to(device=xb.device, dtype=xb.dtype)
 
 
+def _unwrap(module: nn.Module) -> nn.Module:
+    """The network inside a :class:`~torch.nn.parallel.DistributedDataParallel` wrapper."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def _global_mean(module: nn.Module, total: torch.Tensor, count: int) -> float:
+    """``total / count``, summed over all processes when ``module`` is DDP-wrapped.
+
+    Every rank then sees the same epoch loss, so early stopping and the
+    NaN guard take the same decision everywhere (a rank that stopped alone
+    would leave the others waiting in the next gradient all-reduce).
+    """
+    if not isinstance(module, nn.parallel.DistributedDataParallel):
+        return float(total) / count
+    both = torch.stack([total.float(), torch.full_like(total.float(), float(count))])
+    torch.distributed.all_reduce(both)
+    return float(both[0]) / float(both[1])
+
+
 def _mean_loss(
     module: nn.Module,
     X: torch.Tensor,
@@ -144,6 +163,7 @@ def _mean_loss(
     batch_size: int,
 ) -> torch.Tensor:
     """Row-weighted mean loss of ``module`` on ``X`` in eval mode, on device."""
+    module = _unwrap(module)  # no collective calls: every rank evaluates the same X
     module.eval()
     total = torch.zeros((), device=X.device)
     with torch.no_grad():
@@ -298,6 +318,12 @@ def train_autoencoder(
 
     Notes
     -----
+    ``module`` may be wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel`, with each process
+    passing its own shard as ``X``: gradients are then averaged by DDP and the
+    epoch losses over all processes, so every process takes the same
+    early-stopping decisions (see :ref:`scaling`).
+
     When a loss becomes NaN or infinite, training stops, the weights of the
     last finite epoch are restored (those of the best epoch with early
     stopping) and a :class:`ConvergenceWarning` is issued; the module is
@@ -366,7 +392,7 @@ def train_autoencoder(
                     nn.utils.clip_grad_norm_(params, clip_grad_norm)
                 optimizer.step()
                 total += batch_loss.detach() * (stop - start)
-            epoch_loss = float(total) / n_samples
+            epoch_loss = _global_mean(module, total, n_samples)
             val_loss = None
             if X_val is not None and math.isfinite(epoch_loss):
                 val_loss = float(_mean_loss(module, X_val, loss_fn, INFERENCE_BATCH_SIZE))
