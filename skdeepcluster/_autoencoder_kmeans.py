@@ -22,10 +22,16 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names,
+    _check_n_features,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._clustering import assign_nearest, fit_clusterer, fit_second_stage
-from ._device import available_device, resolve_device, torch_seed_context
+from ._data import STREAM_BLOCK_BYTES, StreamSource, TensorSource, iter_row_blocks, streamable
+from ._device import available_device, resolve_device, torch_seed_context, torch_threads
 from ._networks import (
     ACTIVATIONS,
     ConvAutoencoder,
@@ -38,6 +44,7 @@ from ._refine import affine_head_from_sklearn, refine_dec, refine_kmeans
 from ._training import (
     LOSSES,
     OPTIMIZERS,
+    _snapshot,
     decode_array,
     encode_array,
     make_optimizer,
@@ -55,6 +62,16 @@ _AUTO_STEPS = 1500
 
 #: Epochs over which the k-means refinement weight grows linearly to ``refine_lambda``.
 _REFINE_WARMUP_EPOCHS = 5
+
+#: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
+_STREAM_BYTES = 2**30
+
+#: Built-in clusterers that refinement can work with (they define the centres).
+_KMEANS_CLUSTERERS = ("kmeans", "minibatch_kmeans")
+
+
+def _is_fitted_attr(name: str) -> bool:
+    return name.endswith("_") and not name.startswith("__")
 
 
 class AutoencoderKMeans(
@@ -192,12 +209,14 @@ class AutoencoderKMeans(
         and fitted in ``fit``; its ``random_state`` is set from this
         estimator's when left as None.
 
-    clusterer : {'kmeans', 'gmm'} or estimator, default='kmeans'
-        How the embedding is clustered: k-means (``n_init`` starts), a
-        Gaussian mixture (``n_init`` starts), or any clusterer with
-        ``fit_predict``; its ``n_clusters`` / ``n_components`` parameter is set
-        to ``n_clusters``. ``predict`` uses the clusterer's own ``predict``
-        when it has one, else the nearest cluster mean.
+    clusterer : {'kmeans', 'minibatch_kmeans', 'gmm'} or estimator, default='kmeans'
+        How the embedding is clustered: k-means (``n_init`` starts;
+        :class:`~sklearn.cluster.MiniBatchKMeans` from 100,000 samples on, or
+        always with ``'minibatch_kmeans'``), a Gaussian mixture (``n_init``
+        starts), or any clusterer with ``fit_predict``; its ``n_clusters`` /
+        ``n_components`` parameter is set to ``n_clusters``. ``predict`` uses
+        the clusterer's own ``predict`` when it has one, else the nearest
+        cluster mean.
 
     n_init : int or 'auto', default=10
         Number of clustering runs with different seeds; the best is kept.
@@ -209,7 +228,8 @@ class AutoencoderKMeans(
         (Song et al., 2013); ``'dec'`` and ``'idec'`` run DEC self-training
         (Xie et al., 2016), IDEC keeping the reconstruction loss with weight
         ``gamma`` (Guo et al., 2017). Refinement needs ``clusterer='kmeans'``
-        and an affine second stage (scaler and/or ``pca_components``).
+        (or ``'minibatch_kmeans'``) and an affine second stage (scaler and/or
+        ``pca_components``).
         ``'auto'`` is ``'idec'`` when those hold and None (no refinement)
         otherwise, e.g. with a ``reducer`` or ``clusterer='gmm'``.
 
@@ -238,11 +258,34 @@ class AutoencoderKMeans(
         Refinement stops when fewer than this fraction of labels change
         between updates (after the warm-up for ``refine='kmeans'``).
 
-    device : str or torch.device, default='auto'
-        Where to train and encode: ``'auto'`` (CUDA when available, else CPU),
-        ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``. A model fitted on a
-        GPU unpickles on a CPU-only machine (its weights are mapped to the
-        CPU, with a warning).
+    streaming : 'auto' or bool, default='auto'
+        Whether ``fit``, ``partial_fit``, ``transform`` and ``predict`` read
+        ``X`` in blocks of rows (about 16 MiB each, read ahead in a thread)
+        instead of copying it whole to a tensor: for data larger than memory,
+        such as a :class:`numpy.memmap` or an h5py/zarr array. Batches are
+        shuffled block by block. ``'auto'`` streams array-likes whose float32
+        copy would exceed 1 GiB. Streaming cannot be combined with
+        ``validation_fraction`` or a list of devices. See :ref:`scaling`.
+
+    device : str, torch.device or list of them, default='auto'
+        Where to train and encode: ``'auto'`` (CUDA when available, else CPU;
+        with several GPUs, a Dask worker or ``torchrun`` rank takes its own,
+        other processes the one with the most free memory), ``'cpu'``,
+        ``'cuda'``, ``'cuda:1'``, ``'mps'``. A list such as
+        ``['cuda:0', 'cuda:1']`` pre-trains with
+        :class:`~torch.nn.parallel.DistributedDataParallel`, one process per
+        device (``['cpu', 'cpu']`` on CPUs, with the gloo backend); the rest
+        of ``fit`` runs on the first one. A model fitted on a GPU unpickles on
+        a CPU-only machine (its weights are mapped to the CPU, with a
+        warning).
+
+    n_jobs : int or None, default=None
+        Number of CPU threads torch uses while fitting and predicting; ``-1``
+        uses all cores. None keeps torch's setting, which follows
+        ``OMP_NUM_THREADS``: joblib's process workers (``GridSearchCV(n_jobs=k)``)
+        set it to the cores divided by ``k`` and Dask's worker processes set
+        it to 1. The setting is restored afterwards; it is process-wide, so
+        threads of one process share it.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order, noise, the validation split,
@@ -298,7 +341,8 @@ class AutoencoderKMeans(
         ``'n_changed'`` (fraction of labels changed per update).
 
     n_iter_ : int
-        Number of pre-training epochs run in the last ``fit``.
+        Number of pre-training epochs run in the last ``fit`` (counting one
+        per ``partial_fit`` call since).
 
     device_ : torch.device
         Device the autoencoder lives on.
@@ -381,7 +425,10 @@ class AutoencoderKMeans(
             None,
         ],
         "reducer": [HasMethods(["fit", "transform"]), None],
-        "clusterer": [StrOptions({"kmeans", "gmm"}), HasMethods(["fit_predict"])],
+        "clusterer": [
+            StrOptions({"kmeans", "minibatch_kmeans", "gmm"}),
+            HasMethods(["fit_predict"]),
+        ],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "refine": [StrOptions({"auto", "kmeans", "dec", "idec"}), None],
         "refine_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -390,7 +437,9 @@ class AutoencoderKMeans(
         "update_interval": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "gamma": [Interval(Real, 0, None, closed="left")],
         "refine_tol": [Interval(Real, 0, None, closed="left")],
-        "device": [str, torch.device],
+        "streaming": [StrOptions({"auto"}), "boolean"],
+        "device": [str, torch.device, list, tuple],
+        "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -435,7 +484,9 @@ class AutoencoderKMeans(
         update_interval="auto",
         gamma=1.0,
         refine_tol=1e-3,
+        streaming="auto",
         device="auto",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -476,7 +527,9 @@ class AutoencoderKMeans(
         self.update_interval = update_interval
         self.gamma = gamma
         self.refine_tol = refine_tol
+        self.streaming = streaming
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -519,38 +572,112 @@ class AutoencoderKMeans(
         """
         return self._fit_all(X)
 
-    def _fit_all(self, X):
-        """Fit, leaving the estimator as it was before if anything fails."""
-        previous = {k: v for k, v in vars(self).items() if k.endswith("_") and k[:2] != "__"}
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train the autoencoder for one more pass over ``X``, then recluster ``X``.
+
+        For data that arrive in chunks or do not fit in memory at once. The
+        first call builds the network (as ``fit`` would); each call trains it
+        for one epoch on ``X``, keeping the optimizer's state between calls,
+        and refits the second stage and the clustering on the embedding of
+        ``X`` (no refinement). After a ``fit``, ``partial_fit`` continues
+        training the fitted network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data, with at least ``n_clusters`` rows.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : AutoencoderKMeans
+            Fitted estimator; ``labels_`` are those of this chunk.
+
+        Notes
+        -----
+        The optimizer's state (e.g. Adam's moment estimates) lives in memory
+        only: it is not pickled, so training resumed after unpickling starts
+        the optimizer afresh. ``device`` must be a single device.
+        """
+        self._atomic(self._partial_fit, X, keep_previous=True)
+        return self
+
+    def _atomic(self, fit, X, *, keep_previous):
+        """Run ``fit(X)``; if it fails, leave the estimator as it was (or unfitted)."""
+        previous = {k: v for k, v in vars(self).items() if _is_fitted_attr(k)}
+        module = previous.get("autoencoder_")
+        optimizer = getattr(self, "_optimizer", None)
+        saved = None
+        if keep_previous and module is not None:
+            # partial_fit trains the fitted network (and its optimizer) in place.
+            saved = (
+                _snapshot(module),
+                None if optimizer is None else copy.deepcopy(optimizer.state_dict()),
+            )
         try:
-            return self._fit(X)
+            with torch_threads(self.n_jobs):
+                return fit(X)
         except BaseException:
-            for name in [k for k in vars(self) if k.endswith("_") and k[:2] != "__"]:
+            for name in [k for k in vars(self) if _is_fitted_attr(k)]:
                 delattr(self, name)
-            if self.warm_start:
-                # A failed continued fit keeps the previously fitted model.
+            if keep_previous:
                 vars(self).update(previous)
+                self._optimizer = optimizer
+                if saved is not None:
+                    module.load_state_dict(saved[0])
+                    if optimizer is not None:
+                        optimizer.load_state_dict(saved[1])
             raise
 
-    def _fit(self, X):
-        previous_module = getattr(self, "autoencoder_", None) if self.warm_start else None
-        previous_n_features = getattr(self, "n_features_in_", None)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES)
-        n_samples, n_features = X.shape
-        if self.n_clusters > n_samples:
+    def _fit_all(self, X):
+        """Fit, leaving the estimator as it was before if anything fails."""
+        return self._atomic(self._fit, X, keep_previous=self.warm_start)
+
+    def _validate_fit_data(self, X, *, reset):
+        """Validated ``X`` and whether to stream it (see the ``streaming`` parameter)."""
+        stream = self._streams(X)
+        if stream and streamable(X):
+            X = self._validate_stream(X, reset=reset)
+        else:
+            X = validate_data(self, X, reset=reset, dtype=_FLOAT_DTYPES)
+        if self.n_clusters > X.shape[0]:
             raise ValueError(
-                f"n_samples={n_samples} should be >= n_clusters={self.n_clusters}."
+                f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
             )
         self._check_param_combinations()
-        device = resolve_device(self.device)
+        return X, stream
+
+    def _seeds(self):
+        """Seeds of the network/batches, the clustering and the validation split."""
         if self.random_state is None:
             # Fresh OS entropy: non-reproducible, and numpy's global state untouched.
             rng = np.random.RandomState(np.random.SeedSequence().generate_state(1))
         else:
             rng = check_random_state(self.random_state)
-        torch_seed, cluster_seed, split_seed = (
-            int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3)
-        )
+        return tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3))
+
+    def _source(self, X, stream, device):
+        """Training data: one tensor on ``device``, or a stream of blocks."""
+        if stream:
+            return StreamSource(X, device, min(self.batch_size, X.shape[0]))
+        return TensorSource(to_tensor(X, device))
+
+    def _fit(self, X):
+        previous_module = getattr(self, "autoencoder_", None) if self.warm_start else None
+        previous_n_features = getattr(self, "n_features_in_", None)
+        X, stream = self._validate_fit_data(X, reset=True)
+        n_features = X.shape[1]
+        devices = self._devices()
+        device = devices[0]
+        if stream and (self.validation_fraction or len(devices) > 1):
+            raise ValueError(
+                "Streamed data (streaming=True, or 'auto' on data over "
+                f"{_STREAM_BYTES // 2**30} GiB) cannot be combined with "
+                "validation_fraction > 0 or a list of devices; use streaming=False."
+            )
+        torch_seed, cluster_seed, split_seed = self._seeds()
         X_train, X_val = self._split(X, split_seed)
 
         with torch_seed_context(torch_seed, device):
@@ -564,24 +691,114 @@ class AutoencoderKMeans(
             else:
                 module = self._build_module(n_features)
             module = module.to(device)
-            history = train_autoencoder(
-                module,
-                to_tensor(X_train, device),
+            train_params = dict(
                 epochs=self._n_epochs(X_train.shape[0]),
                 batch_size=self.batch_size,
-                optimizer=self._make_optimizer(module.parameters()),
                 loss=self.loss,
                 noise=self.noise,
                 noise_type=self.noise_type,
-                X_val=None if X_val is None else to_tensor(X_val, device),
                 n_iter_no_change=self.n_iter_no_change,
                 tol=self.tol,
                 clip_grad_norm=self.clip_grad_norm,
-                generator=torch.Generator().manual_seed(torch_seed),
                 verbose=self.verbose,
             )
-        n_iter = len(history["train_loss"])
+            if len(devices) > 1:
+                from ._distributed import train_autoencoder_distributed
 
+                history = train_autoencoder_distributed(
+                    module,
+                    X_train,
+                    devices=devices,
+                    optimizer=self.optimizer,
+                    learning_rate=self.learning_rate,
+                    weight_decay=self.weight_decay,
+                    seed=torch_seed,
+                    X_val=X_val,
+                    **train_params,
+                )
+            else:
+                history = train_autoencoder(
+                    module,
+                    self._source(X_train, stream, device),
+                    optimizer=self._make_optimizer(module.parameters()),
+                    X_val=None if X_val is None else to_tensor(X_val, device),
+                    generator=torch.Generator().manual_seed(torch_seed),
+                    **train_params,
+                )
+        embedding = self._cluster(
+            X,
+            module,
+            device,
+            history=history,
+            n_iter=len(history["train_loss"]),
+            seeds=(torch_seed, cluster_seed),
+            refine=self._refine_method(),
+            stream=stream,
+        )
+        # partial_fit after fit continues this network with a fresh optimizer.
+        self._optimizer = None
+        self._partial_seeds = (torch_seed, cluster_seed)
+        self._n_partial_fit_calls = 0
+        return embedding
+
+    def _partial_fit(self, X):
+        first_call = not hasattr(self, "autoencoder_")
+        X, stream = self._validate_fit_data(X, reset=first_call)
+        if first_call:
+            devices = self._devices()
+            if len(devices) > 1:
+                raise ValueError("partial_fit trains on one device; got a list of devices.")
+            device = devices[0]
+            torch_seed, cluster_seed, _ = self._seeds()
+            with torch_seed_context(torch_seed, device):
+                module = self._build_module(X.shape[1]).to(device)
+            history = {"train_loss": [], "val_loss": [], "best_epoch": None}
+            n_calls = 0
+        else:
+            module, device = self.autoencoder_, self.device_
+            torch_seed, cluster_seed = self._partial_seeds
+            history = {k: self.history_[k] for k in ("train_loss", "val_loss", "best_epoch")}
+            n_calls = self._n_partial_fit_calls
+        if first_call or getattr(self, "_optimizer", None) is None:
+            self._optimizer = self._make_optimizer(module.parameters())
+        epoch = train_autoencoder(
+            module,
+            self._source(X, stream, device),
+            epochs=1,
+            batch_size=self.batch_size,
+            optimizer=self._optimizer,
+            loss=self.loss,
+            noise=self.noise,
+            noise_type=self.noise_type,
+            clip_grad_norm=self.clip_grad_norm,
+            generator=torch.Generator().manual_seed(torch_seed + 1 + n_calls),
+            verbose=self.verbose,
+        )
+        history = {
+            "train_loss": history["train_loss"] + epoch["train_loss"],
+            "val_loss": history["val_loss"],
+            "best_epoch": None,
+        }
+        n_iter = (0 if first_call else self.n_iter_) + len(epoch["train_loss"])
+        self._cluster(
+            X,
+            module,
+            device,
+            history=history,
+            n_iter=n_iter,
+            seeds=(torch_seed, cluster_seed + n_calls),
+            refine=None,
+            stream=stream,
+        )
+        self._partial_seeds = (torch_seed, cluster_seed)
+        self._n_partial_fit_calls = n_calls + 1
+
+    def _cluster(self, X, module, device, *, history, n_iter, seeds, refine, stream):
+        """Second stage, clustering and refinement of the trained ``module``; sets the state.
+
+        Returns the final embedding of ``X``.
+        """
+        torch_seed, cluster_seed = seeds
         codes = encode_array(module, X, device=device)
         second_stage, embedding = fit_second_stage(
             codes,
@@ -598,11 +815,16 @@ class AutoencoderKMeans(
             random_state=cluster_seed,
         )
 
-        refine = self._refine_method()
         if refine is not None:
             with torch_seed_context(torch_seed + 1, device):
                 centers, refine_history = self._refine(
-                    refine, module, X, centers, second_stage, device, torch_seed + 1
+                    refine,
+                    module,
+                    self._source(X, stream, device),
+                    centers,
+                    second_stage,
+                    device,
+                    torch_seed + 1,
                 )
             history.update(refine_history)
             embedding = second_stage.transform(encode_array(module, X, device=device))
@@ -630,6 +852,49 @@ class AutoencoderKMeans(
         self.inertia_ = float(sq_dist.sum())
         return embedding
 
+    def _streams(self, X):
+        """Whether ``X`` is streamed to the device in blocks instead of copied whole."""
+        if self.streaming != "auto":
+            return bool(self.streaming)
+        if not streamable(X):
+            return False
+        n_samples, n_features = X.shape
+        return n_samples * n_features * 4 > _STREAM_BYTES
+
+    def _validate_stream(self, X, *, reset):
+        """Check an array-like to stream without copying it whole (cf. ``validate_data``)."""
+        dtype = np.dtype(X.dtype)
+        if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
+            dtype, np.complexfloating
+        ):
+            raise ValueError(f"X has dtype {dtype}; a real numeric array is needed.")
+        n_samples, n_features = (int(n) for n in X.shape)
+        if n_samples < 1 or n_features < 1:
+            raise ValueError(
+                f"Found array with {n_samples} sample(s) and {n_features} feature(s) "
+                f"(shape={tuple(X.shape)}) while a minimum of 1 is required."
+            )
+        _check_feature_names(self, X, reset=reset)
+        _check_n_features(self, X, reset=reset)
+        if np.issubdtype(dtype, np.floating):
+            rows = max(1, STREAM_BLOCK_BYTES // (dtype.itemsize * n_features))
+            for start, block in iter_row_blocks(X, rows, dtype=dtype):
+                if not np.isfinite(block).all():
+                    what = "NaN" if np.isnan(block).any() else "infinity"
+                    raise ValueError(
+                        f"Input X contains {what} (in rows {start} to "
+                        f"{start + block.shape[0] - 1})."
+                    )
+        return X
+
+    def _devices(self):
+        """The training devices: one, or several for distributed data parallel training."""
+        if isinstance(self.device, (list, tuple)):
+            from ._distributed import resolve_devices
+
+            return resolve_devices(self.device)
+        return [resolve_device(self.device)]
+
     def _check_param_combinations(self):
         if self.pca_components is not None and self.reducer is not None:
             raise ValueError(
@@ -644,7 +909,7 @@ class AutoencoderKMeans(
                 "with noise_type='mask'."
             )
         if self.refine not in (None, "auto"):
-            if not (isinstance(self.clusterer, str) and self.clusterer == "kmeans"):
+            if not (isinstance(self.clusterer, str) and self.clusterer in _KMEANS_CLUSTERERS):
                 raise ValueError(
                     f"refine={self.refine!r} needs clusterer='kmeans', got "
                     f"{self.clusterer!r}; use refine=None (or 'auto') with other clusterers."
@@ -716,14 +981,14 @@ class AutoencoderKMeans(
         """The refinement to run (resolves ``refine='auto'``), or None."""
         if self.refine != "auto":
             return self.refine
-        kmeans = isinstance(self.clusterer, str) and self.clusterer == "kmeans"
+        kmeans = isinstance(self.clusterer, str) and self.clusterer in _KMEANS_CLUSTERERS
         return "idec" if kmeans and self.reducer is None else None
 
-    def _refine(self, method, module, X, centers, second_stage, device, seed):
+    def _refine(self, method, module, source, centers, second_stage, device, seed):
         """Joint refinement of ``module`` and ``centers`` through the affine second stage."""
         scaler, pca = second_stage.scaler, second_stage.reducer
         embed = affine_head_from_sklearn(scaler, pca, device=device)
-        batch_size = min(self.batch_size, X.shape[0])
+        batch_size = min(self.batch_size, source.n_samples)
         common = dict(
             embed=embed,
             epochs=self.refine_epochs,
@@ -737,12 +1002,11 @@ class AutoencoderKMeans(
             generator=torch.Generator().manual_seed(seed),
             verbose=self.verbose,
         )
-        X_t = to_tensor(X, device)
         centers_t = torch.as_tensor(centers, dtype=torch.float32, device=device)
         if method == "kmeans":
             new_centers, history = refine_kmeans(
                 module,
-                X_t,
+                source,
                 centers_t,
                 lambda_=self.refine_lambda,
                 warmup_epochs=min(_REFINE_WARMUP_EPOCHS, self.refine_epochs - 1),
@@ -752,11 +1016,11 @@ class AutoencoderKMeans(
             gamma = 0.0 if method == "dec" else self.gamma
             new_centers, history = refine_dec(
                 module,
-                X_t,
+                source,
                 centers_t,
                 gamma=gamma,
                 update_interval=(
-                    -(-X.shape[0] // batch_size)  # one epoch of batches
+                    -(-source.n_samples // batch_size)  # one epoch of batches
                     if self.update_interval == "auto"
                     else self.update_interval
                 ),
@@ -767,11 +1031,14 @@ class AutoencoderKMeans(
     # -------------------------------------------------------- inference
     def _validate_X(self, X):
         check_is_fitted(self)
+        if self._streams(X) and streamable(X):
+            return self._validate_stream(X, reset=False)
         return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
 
     def _transform(self, X):
         X = self._validate_X(X)
-        codes = encode_array(self.autoencoder_, X, device=self.device_)
+        with torch_threads(self.n_jobs):
+            codes = encode_array(self.autoencoder_, X, device=self.device_)
         return self.second_stage_.transform(codes)
 
     def transform(self, X):
@@ -844,7 +1111,8 @@ class AutoencoderKMeans(
             ``decode(encode(X))``, in the feature space of ``X``.
         """
         X = self._validate_X(X)
-        return reconstruct_array(self.autoencoder_, X, device=self.device_)
+        with torch_threads(self.n_jobs):
+            return reconstruct_array(self.autoencoder_, X, device=self.device_)
 
     def inverse_transform(self, X):
         """Decode embeddings back to the input space.
@@ -872,7 +1140,8 @@ class AutoencoderKMeans(
                 f"X has {embedding.shape[1]} features, but the embedding has {n_embedding}."
             )
         codes = self.second_stage_.inverse_transform(embedding)
-        return decode_array(self.autoencoder_, codes, device=self.device_)
+        with torch_threads(self.n_jobs):
+            return decode_array(self.autoencoder_, codes, device=self.device_)
 
     @property
     def _n_features_out(self):
@@ -887,6 +1156,8 @@ class AutoencoderKMeans(
     # ----------------------------------------------------------- pickling
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: never alter the live estimator
+        # Lean pickles: partial_fit's optimizer state (as large as the network) stays out.
+        state.pop("_optimizer", None)
         module = state.get("autoencoder_")
         if module is not None and _module_device(module).type != "cpu":
             # Pickle CPU weights so the model loads on machines without a GPU.

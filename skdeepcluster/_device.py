@@ -7,12 +7,20 @@ inference, pickling) resolves devices and seeds the same way.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 
 import torch
 
-__all__ = ["resolve_device", "torch_seed_context", "available_device"]
+__all__ = [
+    "available_device",
+    "n_threads",
+    "resolve_device",
+    "torch_seed_context",
+    "torch_threads",
+]
 
 
 def _mps_available() -> bool:
@@ -26,7 +34,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     Parameters
     ----------
     device : str or torch.device
-        ``'auto'`` picks CUDA when available and the CPU otherwise. Any string
+        ``'auto'`` picks CUDA when available and the CPU otherwise; with
+        several GPUs visible it spreads parallel workers over them (see
+        ``_pick_gpu``). Any string
         torch understands (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``) or a
         :class:`torch.device` is accepted.
 
@@ -41,7 +51,10 @@ def resolve_device(device: str | torch.device) -> torch.device:
         this machine.
     """
     if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        count = torch.cuda.device_count()
+        return torch.device("cuda", _pick_gpu(count)) if count > 1 else torch.device("cuda")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -71,6 +84,72 @@ def resolve_device(device: str | torch.device) -> torch.device:
             "'cuda:<index>' or 'mps'."
         )
     return dev
+
+
+def _worker_rank() -> int | None:
+    """Rank of this process or thread among parallel workers, when one is known.
+
+    ``LOCAL_RANK`` (set by ``torchrun``) or the integer name of the Dask
+    worker running the current task (``LocalCluster`` names its workers
+    0, 1, ...). None elsewhere, e.g. in joblib's loky workers.
+    """
+    local_rank = os.environ.get("LOCAL_RANK")
+    if local_rank is not None and local_rank.isdigit():
+        return int(local_rank)
+    if "distributed" in sys.modules:  # only when Dask is already in use
+        try:
+            from distributed import get_worker
+
+            name = get_worker().name
+        except (ImportError, ValueError):
+            return None
+        if isinstance(name, int) or (isinstance(name, str) and name.isdigit()):
+            return int(name)
+    return None
+
+
+def _pick_gpu(count: int) -> int:
+    """Index of the GPU for ``device='auto'`` when ``count > 1`` GPUs are visible.
+
+    A worker whose rank is known (``_worker_rank``) takes GPU ``rank % count``,
+    so the workers of a grid search land on different GPUs; otherwise the GPU
+    with the most free memory is taken (GPU 0 on an idle machine).
+    """
+    rank = _worker_rank()
+    if rank is not None:
+        return rank % count
+    free = [torch.cuda.mem_get_info(i)[0] for i in range(count)]
+    return max(range(count), key=lambda i: (free[i], -i))
+
+
+def n_threads(n_jobs: int) -> int:
+    """Number of threads for ``n_jobs`` (negative: ``cpu_count + 1 + n_jobs``, at least 1)."""
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning; use None, a positive int or -1.")
+    if n_jobs > 0:
+        return int(n_jobs)
+    from joblib import cpu_count
+
+    return max(1, cpu_count() + 1 + int(n_jobs))
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the block with torch using ``n_jobs`` CPU threads, then restore the setting.
+
+    ``None`` leaves torch's setting alone. ``torch.set_num_threads`` is
+    process-wide: threads of one process (e.g. a Dask worker with several
+    threads) share it.
+    """
+    if n_jobs is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads(n_jobs))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def available_device(device: str | torch.device) -> torch.device:

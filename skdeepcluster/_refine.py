@@ -44,6 +44,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from ._data import StreamSource, TensorSource, as_source
 from ._training import INFERENCE_BATCH_SIZE, LOSSES, _snapshot
 
 __all__ = [
@@ -217,39 +218,45 @@ def _sq_distances(E: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _embed_all(
-    module: nn.Module, X: torch.Tensor, embed: Callable, batch_size: int
+    module: nn.Module, source: TensorSource | StreamSource, embed: Callable, batch_size: int
 ) -> torch.Tensor:
-    """Embedding of all of ``X`` in eval mode, batched; the mode is restored after."""
+    """Embedding of all rows of ``source`` in eval mode, batched; the mode is restored after."""
     was_training = module.training
     module.eval()
     try:
-        chunks = [
-            embed(module.encode(X[start : start + batch_size]))
-            for start in range(0, X.shape[0], batch_size)
-        ]
+        chunks = [embed(module.encode(xb)) for xb in source.sequential(batch_size)]
     finally:
         module.train(was_training)
     return torch.cat(chunks, dim=0)
 
 
 def _check_common(module, X, centers, epochs, batch_size, loss, embed):
-    if not isinstance(X, torch.Tensor) or X.ndim != 2:
-        raise TypeError(f"X must be a 2-D torch.Tensor, got {type(X).__name__}.")
+    if isinstance(X, (TensorSource, StreamSource)):
+        source = X
+    elif isinstance(X, torch.Tensor) and X.ndim == 2:
+        source = as_source(X)
+    else:
+        raise TypeError(
+            f"X must be a 2-D torch.Tensor or a data source, got {type(X).__name__}."
+        )
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}; expected one of {sorted(LOSSES)}.")
     if int(epochs) != epochs or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    centers = torch.as_tensor(centers).detach().to(device=X.device, dtype=X.dtype).clone()
+    centers = torch.as_tensor(centers).detach().to(device=source.device, dtype=torch.float32)
+    centers = centers.clone()
     if centers.ndim != 2 or centers.shape[0] < 1:
         raise ValueError(f"centers must have shape (n_clusters, n_dims), got {centers.shape}.")
-    if centers.shape[0] > X.shape[0]:
-        raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={centers.shape[0]}.")
+    if centers.shape[0] > source.n_samples:
+        raise ValueError(
+            f"n_samples={source.n_samples} should be >= n_clusters={centers.shape[0]}."
+        )
     if not torch.isfinite(centers).all():
         raise ValueError("centers contains NaN or infinite values.")
     embed = _identity if embed is None else embed
-    return centers, embed, min(int(batch_size), X.shape[0])
+    return source, centers, embed, min(int(batch_size), source.n_samples)
 
 
 def _check_embedding_width(E: torch.Tensor, centers: torch.Tensor) -> None:
@@ -355,7 +362,7 @@ def refine_kmeans(
     ----------
     module : torch.nn.Module
         Pre-trained autoencoder with ``encode`` and ``decode``; trained in place.
-    X : torch.Tensor of shape (n_samples, n_features)
+    X : torch.Tensor of shape (n_samples, n_features), or a data source
         Training data, on the module's device and in its dtype.
     centers : array-like or torch.Tensor of shape (n_clusters, n_dims)
         Initial centres in the embedding space.
@@ -405,9 +412,11 @@ def refine_kmeans(
     :class:`~sklearn.exceptions.ConvergenceWarning` is issued and refinement
     stops. ``module`` is left in eval mode.
     """
-    centers, embed, batch_size = _check_common(module, X, centers, epochs, batch_size, loss, embed)
+    source, centers, embed, batch_size = _check_common(
+        module, X, centers, epochs, batch_size, loss, embed
+    )
     loss_fn = LOSSES[loss]
-    n_samples = X.shape[0]
+    n_samples, device = source.n_samples, source.device
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = optimizer_factory([{"params": params}])
     history: dict[str, list[float]] = {
@@ -418,7 +427,7 @@ def refine_kmeans(
         "n_changed": [],
     }
 
-    E = _embed_all(module, X, embed, INFERENCE_BATCH_SIZE)
+    E = _embed_all(module, source, embed, INFERENCE_BATCH_SIZE)
     _check_embedding_width(E, centers)
     labels = _sq_distances(E, centers).argmin(1)
     last_good = (_snapshot(module), centers.clone())
@@ -428,11 +437,9 @@ def refine_kmeans(
         for epoch in range(epochs):
             lam = lambda_schedule(epoch, lambda_, warmup_epochs)
             module.train()
-            perm = torch.randperm(n_samples, generator=generator).to(X.device)
-            tot_recon = torch.zeros((), device=X.device)
-            tot_clust = torch.zeros((), device=X.device)
-            for start in range(0, n_samples, batch_size):
-                xb = X[perm[start : start + batch_size]]
+            tot_recon = torch.zeros((), device=device)
+            tot_clust = torch.zeros((), device=device)
+            for _, xb in source.batches(batch_size, generator, avoid_singleton=False):
                 optimizer.zero_grad(set_to_none=True)
                 z = module.encode(xb)
                 e = embed(z)
@@ -449,7 +456,7 @@ def refine_kmeans(
             clust_loss = float(tot_clust) / n_samples
             total = recon_loss + lam * clust_loss
 
-            E = _embed_all(module, X, embed, INFERENCE_BATCH_SIZE)
+            E = _embed_all(module, source, embed, INFERENCE_BATCH_SIZE)
             if not (math.isfinite(total) and bool(torch.isfinite(E).all())):
                 module.load_state_dict(last_good[0])
                 centers = last_good[1]
@@ -571,7 +578,7 @@ def refine_dec(
     ----------
     module : torch.nn.Module
         Pre-trained autoencoder with ``encode`` and ``decode``; trained in place.
-    X : torch.Tensor of shape (n_samples, n_features)
+    X : torch.Tensor of shape (n_samples, n_features), or a data source
         Training data, on the module's device and in its dtype.
     centers : array-like or torch.Tensor of shape (n_clusters, n_dims)
         Initial centres in the embedding space.
@@ -623,7 +630,9 @@ def refine_dec(
     :class:`~sklearn.exceptions.ConvergenceWarning` is issued and refinement
     stops. ``module`` is left in eval mode.
     """
-    centers, embed, batch_size = _check_common(module, X, centers, epochs, batch_size, loss, embed)
+    source, centers, embed, batch_size = _check_common(
+        module, X, centers, epochs, batch_size, loss, embed
+    )
     if int(update_interval) != update_interval or update_interval < 1:
         raise ValueError(f"update_interval must be a positive integer, got {update_interval!r}.")
     if gamma < 0:
@@ -631,7 +640,7 @@ def refine_dec(
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}.")
     loss_fn = LOSSES[loss]
-    n_samples = X.shape[0]
+    device = source.device
     mu = nn.Parameter(centers)
     net_params = [p for p in module.parameters() if p.requires_grad]
     optimizer = optimizer_factory([{"params": net_params}, {"params": [mu], "weight_decay": 0.0}])
@@ -642,7 +651,7 @@ def refine_dec(
         "refine_cluster_loss": [],
         "n_changed": [],
     }
-    E = _embed_all(module, X, embed, INFERENCE_BATCH_SIZE)
+    E = _embed_all(module, source, embed, INFERENCE_BATCH_SIZE)
     _check_embedding_width(E, mu)
 
     labels = None
@@ -654,13 +663,12 @@ def refine_dec(
     try:
         for epoch in range(epochs):
             module.train()
-            perm = torch.randperm(n_samples, generator=generator).to(X.device)
-            tot_recon = torch.zeros((), device=X.device)
-            tot_kl = torch.zeros((), device=X.device)
+            tot_recon = torch.zeros((), device=device)
+            tot_kl = torch.zeros((), device=device)
             n_seen = 0
-            for start in range(0, n_samples, batch_size):
+            for idx, xb in source.batches(batch_size, generator, avoid_singleton=False):
                 if step % update_interval == 0:
-                    E = E if step == 0 else _embed_all(module, X, embed, INFERENCE_BATCH_SIZE)
+                    E = E if step == 0 else _embed_all(module, source, embed, INFERENCE_BATCH_SIZE)
                     q_all = _soft_assign_all(E, mu.detach(), alpha)
                     if not bool(torch.isfinite(q_all).all()):
                         stop = "nonfinite"
@@ -676,8 +684,6 @@ def refine_dec(
                             break
                     labels = new_labels
                     P = target_distribution(q_all)
-                idx = perm[start : start + batch_size]
-                xb = X[idx]
                 optimizer.zero_grad(set_to_none=True)
                 z = module.encode(xb)
                 log_q = soft_assignment(embed(z), mu, alpha, log=True)

@@ -20,6 +20,8 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from ._data import StreamSource, TensorSource, as_source, iter_row_blocks
+
 __all__ = [
     "LOSSES",
     "LR_SCHEDULES",
@@ -91,18 +93,6 @@ def _has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
-def _batch_bounds(n_samples: int, batch_size: int, *, avoid_singleton: bool) -> list[int]:
-    """Start offsets of the batches, plus ``n_samples`` at the end.
-
-    With ``avoid_singleton`` a last batch of one row is merged into the one
-    before it (batch normalisation cannot train on a single row).
-    """
-    bounds = list(range(0, n_samples, batch_size)) + [n_samples]
-    if avoid_singleton and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-        del bounds[-2]
-    return bounds
-
-
 def _noise_generator(
     generator: torch.Generator | None, device: torch.device
 ) -> torch.Generator | None:
@@ -158,19 +148,19 @@ def _global_mean(module: nn.Module, total: torch.Tensor, count: int) -> float:
 
 def _mean_loss(
     module: nn.Module,
-    X: torch.Tensor,
+    X: torch.Tensor | TensorSource | StreamSource,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     batch_size: int,
 ) -> torch.Tensor:
-    """Row-weighted mean loss of ``module`` on ``X`` in eval mode, on device."""
+    """Row-weighted mean loss of ``module`` on ``X`` (a tensor or a source) in eval mode."""
     module = _unwrap(module)  # no collective calls: every rank evaluates the same X
     module.eval()
-    total = torch.zeros((), device=X.device)
+    source = as_source(X)
+    total = torch.zeros((), device=source.device)
     with torch.no_grad():
-        for start in range(0, X.shape[0], batch_size):
-            xb = X[start : start + batch_size]
+        for xb in source.sequential(batch_size):
             total += loss_fn(module(xb), xb) * xb.shape[0]
-    return total / X.shape[0]
+    return total / source.n_samples
 
 
 def _check_training_params(
@@ -237,7 +227,7 @@ def _make_scheduler(
 
 def train_autoencoder(
     module: nn.Module,
-    X: torch.Tensor,
+    X: torch.Tensor | TensorSource | StreamSource,
     *,
     epochs: int,
     batch_size: int,
@@ -256,14 +246,17 @@ def train_autoencoder(
     """Train ``module`` to reconstruct ``X`` with mini-batch gradient descent.
 
     Batches are drawn by indexing ``X`` (already on the module's device) with a
-    fresh permutation each epoch, drawn from ``generator``.
+    fresh permutation each epoch, drawn from ``generator``; or, for data that
+    do not fit in memory, streamed block by block from a
+    :class:`~skdeepcluster._data.StreamSource`.
 
     Parameters
     ----------
     module : torch.nn.Module
         Autoencoder with ``forward(x) -> reconstruction``.
-    X : torch.Tensor of shape (n_samples, n_features)
-        Training data, float32, on the module's device.
+    X : torch.Tensor of shape (n_samples, n_features), or a data source
+        Training data, float32, on the module's device; or a ``TensorSource``
+        / ``StreamSource`` (see :mod:`skdeepcluster._data`).
     epochs : int
         Maximum number of passes over ``X``.
     batch_size : int
@@ -288,7 +281,7 @@ def train_autoencoder(
         nor inference see noise.
     noise_type : {'gaussian', 'mask'}, default='gaussian'
         Kind of corruption (see ``noise``).
-    X_val : torch.Tensor of shape (n_val, n_features), optional
+    X_val : torch.Tensor of shape (n_val, n_features) or a source, optional
         Validation data on the same device. Its loss is computed after each
         epoch in eval mode and monitored instead of the training loss. An
         empty tensor counts as no validation data.
@@ -341,16 +334,18 @@ def train_autoencoder(
         lr_schedule=lr_schedule,
     )
     loss_fn = LOSSES[loss]
-    n_samples = X.shape[0]
-    if X.ndim != 2 or n_samples == 0:
-        raise ValueError(f"X must be a non-empty 2-D tensor, got shape {tuple(X.shape)}.")
+    source = as_source(X)
+    n_samples, device = source.n_samples, source.device
     if X_val is not None:
-        if X_val.ndim != 2 or X_val.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"X_val must have shape (n_val, {X.shape[1]}), got {tuple(X_val.shape)}."
-            )
-        if X_val.shape[0] == 0:
+        if isinstance(X_val, torch.Tensor) and X_val.shape[0] == 0:
             X_val = None
+        else:
+            X_val = as_source(X_val)
+            if X_val.n_features != source.n_features:
+                raise ValueError(
+                    f"X_val must have shape (n_val, {source.n_features}), "
+                    f"got {X_val.n_features} features."
+                )
     batch_norm = _has_batch_norm(module)
     if batch_norm and n_samples < 2:
         raise ValueError(
@@ -358,8 +353,7 @@ def train_autoencoder(
             f"got n_samples={n_samples}."
         )
     batch_size = min(batch_size, n_samples)
-    bounds = _batch_bounds(n_samples, batch_size, avoid_singleton=batch_norm)
-    noise_gen = _noise_generator(generator, X.device) if noise > 0 else None
+    noise_gen = _noise_generator(generator, device) if noise > 0 else None
     scheduler = _make_scheduler(
         lr_schedule, optimizer, epochs=epochs, n_iter_no_change=n_iter_no_change
     )
@@ -380,10 +374,8 @@ def train_autoencoder(
     try:
         for epoch in range(epochs):
             module.train()
-            perm = torch.randperm(n_samples, generator=generator).to(X.device)
-            total = torch.zeros((), device=X.device)
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-                xb = X[perm[start:stop]]
+            total = torch.zeros((), device=device)
+            for _, xb in source.batches(batch_size, generator, avoid_singleton=batch_norm):
                 x_in = _corrupt(xb, noise, noise_type, noise_gen) if noise > 0 else xb
                 optimizer.zero_grad(set_to_none=True)
                 batch_loss = loss_fn(module(x_in), xb)
@@ -391,7 +383,7 @@ def train_autoencoder(
                 if clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(params, clip_grad_norm)
                 optimizer.step()
-                total += batch_loss.detach() * (stop - start)
+                total += batch_loss.detach() * xb.shape[0]
             epoch_loss = _global_mean(module, total, n_samples)
             val_loss = None
             if X_val is not None and math.isfinite(epoch_loss):
@@ -494,12 +486,10 @@ def _apply_batched(
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     chunks = []
     with torch.inference_mode():
-        for start in range(0, X.shape[0], batch_size):
-            xb = np.asarray(X[start : start + batch_size], dtype=np_dtype)
-            if not xb.flags.writeable:  # e.g. pandas' read-only views; torch warns on them
-                xb = xb.copy()
-            xb = torch.from_numpy(np.ascontiguousarray(xb))
-            chunks.append(fn(xb.to(device)).cpu().numpy())
+        # Fresh writable blocks (torch warns on read-only views); the pages of a
+        # memory-mapped X are released as the blocks go by.
+        for _, xb in iter_row_blocks(X, batch_size, dtype=np_dtype):
+            chunks.append(fn(torch.from_numpy(xb).to(device)).cpu().numpy())
     return np.concatenate(chunks, axis=0)
 
 

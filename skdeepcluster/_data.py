@@ -1,0 +1,223 @@
+"""Where training batches come from: a tensor on the device, or a stream of blocks.
+
+The training loop and the refinements draw batches from a *source*:
+
+- :class:`TensorSource` holds the whole data set as one float32 tensor on the
+  device and indexes batches with a permutation (the fast path, used whenever
+  the data fit comfortably in memory).
+- :class:`StreamSource` reads an array-like (``np.memmap``, h5py or zarr
+  array, any object with ``shape``, ``dtype`` and row slicing) in contiguous
+  blocks of rows, visits the blocks in a random order and shuffles the rows
+  inside each block, so that memory stays bounded by a few blocks whatever the
+  size of the data. The next block is read in a background thread while the
+  current one trains.
+
+Both yield ``(indices, batch)`` pairs, where ``indices`` are the rows' positions
+in the full data set (a tensor on the device, used by DEC to look up targets).
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+__all__ = [
+    "STREAM_BLOCK_BYTES",
+    "StreamSource",
+    "TensorSource",
+    "as_source",
+    "batch_bounds",
+    "iter_row_blocks",
+    "release_pages",
+    "streamable",
+]
+
+#: Size of one block read by :class:`StreamSource` and :func:`iter_row_blocks`
+#: (about 16 MiB of float32): large reads, a bounded footprint.
+STREAM_BLOCK_BYTES = 16 * 2**20
+
+
+def batch_bounds(n_samples: int, batch_size: int, *, avoid_singleton: bool) -> list[int]:
+    """Start offsets of the batches, plus ``n_samples`` at the end.
+
+    With ``avoid_singleton`` a last batch of one row is merged into the one
+    before it (batch normalisation cannot train on a single row).
+    """
+    bounds = list(range(0, n_samples, batch_size)) + [n_samples]
+    if avoid_singleton and len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return bounds
+
+
+def release_pages(X) -> None:
+    """Drop the pages of a memory-mapped ``X`` from this process's resident memory.
+
+    Reading a :class:`numpy.memmap` maps the file's pages into the process, and
+    the kernel keeps them there (counted in its resident set) until memory runs
+    short. For a shared mapping (``mode='r'`` or ``'r+'``) ``MADV_DONTNEED``
+    removes them from the process while they stay in the page cache, so a
+    stream over a file larger than memory keeps a small footprint. Private
+    (copy-on-write, ``mode='c'``) mappings are left alone: the advice would
+    discard their changes. Does nothing for other arrays or platforms.
+    """
+    mapped = getattr(X, "_mmap", None)
+    if (
+        isinstance(mapped, mmap.mmap)
+        and getattr(X, "mode", None) in ("r", "r+")
+        and hasattr(mapped, "madvise")
+        and sys.platform.startswith("linux")
+    ):
+        try:
+            mapped.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # pragma: no cover - closed or unsupported mapping
+            pass
+
+
+def iter_row_blocks(
+    X, block_rows: int, *, dtype=np.float32
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, X[start:start + block_rows])`` as C-contiguous arrays of ``dtype``.
+
+    Works on anything with row slicing; pages of a memory-mapped ``X`` are
+    released after each block (see :func:`release_pages`).
+    """
+    n_samples = X.shape[0]
+    for start in range(0, n_samples, block_rows):
+        block = np.array(X[start : start + block_rows], dtype=dtype, order="C", copy=True)
+        release_pages(X)
+        yield start, block
+
+
+def streamable(X) -> bool:
+    """Whether ``X`` can be streamed: a 2-D array-like with ``shape``, ``dtype`` and slicing."""
+    shape = getattr(X, "shape", None)
+    return (
+        shape is not None
+        and len(shape) == 2
+        and hasattr(X, "dtype")
+        and hasattr(X, "__getitem__")
+        and not hasattr(X, "tocsr")  # scipy sparse
+        and not hasattr(X, "iloc")  # pandas: validated and copied instead
+    )
+
+
+def _block_rows(n_features: int, batch_size: int) -> int:
+    """Rows per block: about ``STREAM_BLOCK_BYTES`` of float32, a multiple of ``batch_size``."""
+    rows = max(1, STREAM_BLOCK_BYTES // (4 * max(1, n_features)))
+    return max(batch_size, rows // batch_size * batch_size)
+
+
+class TensorSource:
+    """All of ``X`` as one tensor on the device; batches indexed by a permutation."""
+
+    def __init__(self, X: torch.Tensor) -> None:
+        if not isinstance(X, torch.Tensor) or X.ndim != 2 or X.shape[0] == 0:
+            shape = tuple(X.shape) if hasattr(X, "shape") else None
+            raise ValueError(f"X must be a non-empty 2-D tensor, got shape {shape}.")
+        self.X = X
+        self.n_samples, self.n_features = X.shape
+        self.device = X.device
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, *, avoid_singleton: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled batches ``(indices, rows)``."""
+        bounds = batch_bounds(self.n_samples, batch_size, avoid_singleton=avoid_singleton)
+        perm = torch.randperm(self.n_samples, generator=generator).to(self.device)
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            idx = perm[start:stop]
+            yield idx, self.X[idx]
+
+    def sequential(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """The rows in order, ``batch_size`` at a time."""
+        for start in range(0, self.n_samples, batch_size):
+            yield self.X[start : start + batch_size]
+
+
+class StreamSource:
+    """Stream an array-like from host memory or disk, one block of rows at a time.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Anything with ``shape`` and row slicing (``X[a:b]`` returning an
+        array): :class:`numpy.memmap`, h5py/zarr arrays, a numpy array.
+    device : torch.device
+        Where batches are sent.
+    batch_size : int
+        Training batch size; blocks hold a multiple of it.
+    block_rows : int, optional
+        Rows per block; by default about 16 MiB of float32.
+
+    Notes
+    -----
+    Shuffling is two-level: the order of the blocks is random each epoch and
+    so is the order of the rows inside a block. Batches never mix blocks,
+    which is what keeps the reads contiguous.
+    """
+
+    def __init__(
+        self, X, device: torch.device, batch_size: int, *, block_rows: int | None = None
+    ) -> None:
+        self.X = X
+        self.n_samples, self.n_features = (int(s) for s in X.shape)
+        if self.n_samples == 0:
+            raise ValueError("X must contain at least one sample.")
+        self.device = torch.device(device)
+        self.block_rows = int(block_rows or _block_rows(self.n_features, batch_size))
+
+    def _blocks(self) -> list[tuple[int, int]]:
+        starts = list(range(0, self.n_samples, self.block_rows))
+        bounds = [*starts, self.n_samples]
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+    def _read(self, start: int, stop: int) -> torch.Tensor:
+        block = np.array(self.X[start:stop], dtype=np.float32, order="C", copy=True)
+        release_pages(self.X)
+        return torch.from_numpy(block).to(self.device, non_blocking=True)
+
+    def _prefetched(self, blocks: list[tuple[int, int]]) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(start, block tensor)`` for ``blocks`` in order, reading one ahead."""
+        if not blocks:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skdc-read") as pool:
+            future = pool.submit(self._read, *blocks[0])
+            for i, (start, _) in enumerate(blocks):
+                block = future.result()
+                if i + 1 < len(blocks):
+                    future = pool.submit(self._read, *blocks[i + 1])
+                yield start, block
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, *, avoid_singleton: bool
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch of shuffled batches ``(indices, rows)``, block by block."""
+        blocks = self._blocks()
+        if avoid_singleton and len(blocks) > 1 and blocks[-1][1] - blocks[-1][0] == 1:
+            # A single-row block would make a single-row batch: merge it.
+            blocks[-2:] = [(blocks[-2][0], blocks[-1][1])]
+        order = torch.randperm(len(blocks), generator=generator).tolist()
+        for start, block in self._prefetched([blocks[i] for i in order]):
+            n = block.shape[0]
+            local = torch.randperm(n, generator=generator).to(self.device)
+            bounds = batch_bounds(n, batch_size, avoid_singleton=avoid_singleton)
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                idx = local[a:b]
+                yield idx + start, block[idx]
+
+    def sequential(self, batch_size: int) -> Iterator[torch.Tensor]:
+        """The rows in order, ``batch_size`` at a time."""
+        for _, block in self._prefetched(self._blocks()):
+            yield from block.split(batch_size)
+
+
+def as_source(X) -> TensorSource | StreamSource:
+    """``X`` itself when it is a source, else a :class:`TensorSource` over the tensor ``X``."""
+    if isinstance(X, (TensorSource, StreamSource)):
+        return X
+    return TensorSource(X)

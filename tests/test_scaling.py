@@ -1,0 +1,381 @@
+"""Data larger than memory: streamed fits, partial_fit, MiniBatchKMeans, threads, GPUs."""
+
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_blobs
+
+import skdeepcluster._autoencoder_kmeans as ake
+import skdeepcluster._clustering as clustering
+from skdeepcluster import AutoencoderKMeans, MLPAutoencoder
+from skdeepcluster._data import StreamSource, TensorSource, iter_row_blocks, release_pages
+from skdeepcluster._device import resolve_device
+from skdeepcluster.metrics import cluster_accuracy
+
+from .conftest import FAST
+
+
+@pytest.fixture
+def blob_memmap(tmp_path):
+    """Blobs written to disk and opened read-only as a memmap, with their labels."""
+    X, y = make_blobs(n_samples=600, centers=3, n_features=12, random_state=0)
+    path = tmp_path / "X.f32"
+    out = np.memmap(path, dtype=np.float32, mode="w+", shape=X.shape)
+    out[:] = X
+    out.flush()
+    del out
+    return np.memmap(path, dtype=np.float32, mode="r", shape=X.shape), y
+
+
+class SliceOnly:
+    """An array-like with ``shape``, ``dtype`` and row slicing only (like h5py/zarr)."""
+
+    def __init__(self, X):
+        self._X = np.asarray(X)
+        self.shape = self._X.shape
+        self.dtype = self._X.dtype
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            raise TypeError("only row slices are supported")
+        return self._X[key].copy()
+
+
+# ----------------------------------------------------------------- sources
+def _epoch_indices(source, batch_size, seed, avoid_singleton=False):
+    gen = torch.Generator().manual_seed(seed)
+    batches = list(source.batches(batch_size, gen, avoid_singleton=avoid_singleton))
+    return batches, torch.cat([idx for idx, _ in batches]).numpy()
+
+
+@pytest.mark.parametrize("n_samples", [1, 7, 64, 101])
+def test_stream_epoch_visits_every_row_once(n_samples):
+    X = np.arange(n_samples * 3, dtype=np.float32).reshape(n_samples, 3)
+    source = StreamSource(X, torch.device("cpu"), batch_size=4, block_rows=8)
+    batches, seen = _epoch_indices(source, 4, seed=0)
+    assert np.array_equal(np.sort(seen), np.arange(n_samples))
+    for idx, xb in batches:  # each batch holds the rows its indices name
+        assert torch.equal(xb, torch.from_numpy(X[idx.numpy()]))
+        assert xb.shape[0] <= 4
+
+
+def test_stream_shuffles_reproducibly():
+    X = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+    source = StreamSource(X, torch.device("cpu"), batch_size=10, block_rows=20)
+    _, a = _epoch_indices(source, 10, seed=1)
+    _, b = _epoch_indices(source, 10, seed=1)
+    _, c = _epoch_indices(source, 10, seed=2)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, np.arange(100))
+
+
+def test_stream_avoids_single_row_batches():
+    X = np.zeros((17, 2), dtype=np.float32)  # blocks of 8, 8 and 1 rows
+    source = StreamSource(X, torch.device("cpu"), batch_size=4, block_rows=8)
+    batches, seen = _epoch_indices(source, 4, seed=0, avoid_singleton=True)
+    assert min(xb.shape[0] for _, xb in batches) > 1
+    assert np.array_equal(np.sort(seen), np.arange(17))
+
+
+def test_sequential_matches_tensor_source():
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    stream = torch.cat(list(StreamSource(X, "cpu", 4, block_rows=8).sequential(5)))
+    tensor = torch.cat(list(TensorSource(torch.from_numpy(X)).sequential(5)))
+    assert torch.equal(stream, tensor)
+
+
+def _rss_file_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    return None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc and madvise")
+def test_reading_a_memmap_in_blocks_releases_its_pages(tmp_path):
+    path = tmp_path / "big.f32"
+    n_rows = 16 * 2**20 // (4 * 256)  # 64 MiB of float32
+    out = np.memmap(path, dtype=np.float32, mode="w+", shape=(n_rows * 4, 256))
+    out[:] = 1.0
+    out.flush()
+    del out
+    X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_rows * 4, 256))
+    before = _rss_file_kib()
+    total = 0.0
+    for _, block in iter_row_blocks(X, n_rows // 4):
+        total += float(block.sum())
+    after = _rss_file_kib()
+    assert total == X.shape[0] * 256
+    # Without the release, all 64 MiB of the file would now be resident.
+    assert after - before < 16 * 1024
+    X.sum()  # plain numpy maps every page ...
+    assert _rss_file_kib() - before > 48 * 1024
+    release_pages(X)  # ... and releasing them brings the footprint back down
+    assert _rss_file_kib() - before < 16 * 1024
+
+
+def test_private_memmaps_are_not_released(tmp_path):
+    path = tmp_path / "c.f32"
+    np.memmap(path, dtype=np.float32, mode="w+", shape=(10, 4)).flush()
+    X = np.memmap(path, dtype=np.float32, mode="c", shape=(10, 4))
+    X[0, 0] = 5.0  # a private change that MADV_DONTNEED would discard
+    release_pages(X)
+    assert X[0, 0] == 5.0
+
+
+# -------------------------------------------------------- streamed fits
+def test_streamed_fit_on_a_memmap(blob_memmap):
+    X, y = blob_memmap
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=0, **FAST)
+    labels = model.fit_predict(X)
+    assert cluster_accuracy(y, labels) > 0.9
+    assert np.array_equal(model.predict(X), model.labels_)
+    np.testing.assert_allclose(model.transform(X), model.transform(np.asarray(X)))
+    again = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=0, **FAST).fit(X)
+    assert np.array_equal(again.labels_, labels)
+
+
+@pytest.mark.parametrize("refine", ["idec", "dec", "kmeans"])
+def test_streamed_refinement(blob_memmap, refine):
+    X, y = blob_memmap
+    model = AutoencoderKMeans(
+        n_clusters=3, streaming=True, refine=refine, random_state=0, **FAST
+    ).fit(X)
+    assert "refine_loss" in model.history_
+    assert np.array_equal(model.predict(X), model.labels_)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+
+
+def test_streaming_any_sliceable_array_like(blobs):
+    X, y = blobs
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=0, **FAST)
+    labels = model.fit_predict(SliceOnly(X))
+    assert cluster_accuracy(y, labels) > 0.9
+    assert model.n_features_in_ == X.shape[1]
+    assert np.array_equal(model.predict(SliceOnly(X)), labels)
+
+
+def test_auto_streams_only_large_data(blob_memmap, monkeypatch):
+    X, _ = blob_memmap
+    created = []
+
+    class Spy(StreamSource):
+        def __init__(self, *args, **kwargs):
+            created.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ake, "StreamSource", Spy)
+    AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert not created  # 600 x 12 floats: copied to one tensor
+    monkeypatch.setattr(ake, "_STREAM_BYTES", 1024)
+    AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert created
+
+
+def test_streamed_nan_is_rejected_and_leaves_unfitted(tmp_path):
+    X = np.memmap(tmp_path / "nan.f32", dtype=np.float32, mode="w+", shape=(50, 4))
+    X[:] = 1.0
+    X[30, 2] = np.nan
+    model = AutoencoderKMeans(n_clusters=2, streaming=True, **FAST)
+    with pytest.raises(ValueError, match="NaN.*rows 0 to 49"):
+        model.fit(X)
+    assert not hasattr(model, "labels_")
+    X[30, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        model.fit(X)
+
+
+def test_streamed_fit_checks_shape_and_dtype(blobs):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, **FAST)
+    with pytest.raises(ValueError, match="numeric"):
+        model.fit(SliceOnly(X.astype(str)))
+    fitted = AutoencoderKMeans(n_clusters=3, streaming=True, **FAST).fit(SliceOnly(X))
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(SliceOnly(X[:, :-1]))
+
+
+def test_streaming_rejects_validation_split(blob_memmap):
+    X, _ = blob_memmap
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, validation_fraction=0.1, **FAST)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        model.fit(X)
+
+
+# ------------------------------------------------------------ partial_fit
+def test_partial_fit_trains_one_epoch_per_call(blobs):
+    X, y = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST)
+    for i in range(1, 6):
+        model.partial_fit(X)
+        assert model.n_iter_ == i
+        assert len(model.history_["train_loss"]) == i
+    losses = model.history_["train_loss"]
+    assert losses[-1] < losses[0]
+    assert np.array_equal(model.predict(X), model.labels_)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+
+
+def test_partial_fit_on_chunks_is_reproducible(blobs):
+    X, _ = blobs
+    chunks = np.array_split(X, 3)
+
+    def run():
+        model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST)
+        for chunk in chunks:
+            model.partial_fit(chunk)
+        return model
+
+    a, b = run(), run()
+    assert a.labels_.shape == (chunks[-1].shape[0],)
+    assert np.array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_allclose(a.history_["train_loss"], b.history_["train_loss"])
+
+
+def test_partial_fit_keeps_the_model_on_bad_input(blobs):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).partial_fit(X)
+    weights = {k: v.clone() for k, v in model.autoencoder_.state_dict().items()}
+    labels = model.predict(X)
+    with pytest.raises(ValueError, match="features"):
+        model.partial_fit(X[:, :-1])
+    with pytest.raises(ValueError, match="n_clusters"):
+        model.partial_fit(X[:2])
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.partial_fit(X_nan)
+    for k, v in model.autoencoder_.state_dict().items():
+        assert torch.equal(v, weights[k])
+    assert np.array_equal(model.predict(X), labels)
+
+
+def test_partial_fit_continues_a_fit(blobs):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, refine=None, **FAST).fit(X)
+    before = [p.detach().clone() for p in model.autoencoder_.parameters()]
+    model.partial_fit(X)
+    assert model.n_iter_ == FAST["epochs"] + 1
+    after = list(model.autoencoder_.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_partial_fit_streams_a_memmap(blob_memmap):
+    X, y = blob_memmap
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=0, **FAST)
+    for _ in range(5):
+        model.partial_fit(X)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+
+
+def test_pickle_leaves_the_optimizer_out(blobs):
+    X, _ = blobs
+    module = MLPAutoencoder(X.shape[1], (256, 256), 4)
+    model = AutoencoderKMeans(n_clusters=3, module=module, epochs=2, random_state=0)
+    model.partial_fit(X)
+    param_bytes = sum(p.numel() * 4 for p in model.autoencoder_.parameters())
+    optimizer_bytes = sum(
+        t.numel() * 4
+        for state in model._optimizer.state.values()
+        for t in state.values()
+        if isinstance(t, torch.Tensor)
+    )
+    assert optimizer_bytes >= 2 * param_bytes  # Adam's two moments
+    blob = pickle.dumps(model)
+    # The module given as a parameter and the fitted network, but no optimizer state.
+    assert len(blob) < 2.5 * param_bytes
+    loaded = pickle.loads(blob)
+    assert np.array_equal(loaded.predict(X), model.predict(X))
+    loaded.partial_fit(X)  # resumes with a fresh optimizer
+    assert loaded.n_iter_ == 2
+
+
+# -------------------------------------------------- clustering of large n
+def test_minibatch_kmeans_clusterer(blobs):
+    X, y = blobs
+    model = AutoencoderKMeans(
+        n_clusters=3, clusterer="minibatch_kmeans", random_state=0, **FAST
+    ).fit(X)
+    assert cluster_accuracy(y, model.labels_) > 0.9
+    assert np.array_equal(model.predict(X), model.labels_)
+    assert "refine_loss" in model.history_  # refine='auto' refines k-means centres
+
+
+def test_kmeans_switches_to_minibatch_for_large_data(blobs, monkeypatch):
+    X, _ = blobs
+    used = []
+
+    class Spy(clustering.MiniBatchKMeans):
+        def fit(self, *args, **kwargs):
+            used.append(self.batch_size)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(clustering, "MiniBatchKMeans", Spy)
+    AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert not used
+    monkeypatch.setattr(clustering, "LARGE_N_SAMPLES", 100)
+    AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert used == [clustering.MINIBATCH_SIZE]
+
+
+# ------------------------------------------------------- threads and GPUs
+class ThreadRecorder(MLPAutoencoder):
+    seen: list = []
+
+    def encode(self, x):
+        ThreadRecorder.seen.append(torch.get_num_threads())
+        return super().encode(x)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_n_jobs_sets_torch_threads_and_restores_them(blobs, n_jobs):
+    X, _ = blobs
+    ThreadRecorder.seen = []
+    previous = torch.get_num_threads()
+    model = AutoencoderKMeans(
+        n_clusters=3,
+        module=ThreadRecorder,
+        module_kwargs={"hidden_layer_sizes": (8,), "latent_dim": 2},
+        epochs=2,
+        refine=None,
+        n_jobs=n_jobs,
+    ).fit(X)
+    model.predict(X)
+    assert set(ThreadRecorder.seen) == {n_jobs}
+    assert torch.get_num_threads() == previous
+
+
+def test_n_jobs_zero_is_rejected(blobs):
+    X, _ = blobs
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        AutoencoderKMeans(n_clusters=3, n_jobs=0, **FAST).fit(X)
+
+
+@pytest.fixture
+def four_gpus(monkeypatch):
+    free = [10, 40, 30, 40]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(free))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (free[i], 100))
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    return free
+
+
+def test_auto_device_takes_the_gpu_with_most_free_memory(four_gpus):
+    assert resolve_device("auto") == torch.device("cuda", 1)
+
+
+def test_auto_device_spreads_ranked_workers_over_gpus(four_gpus, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "6")
+    assert resolve_device("auto") == torch.device("cuda", 2)
+
+
+def test_auto_device_with_one_gpu_is_plain_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda")
