@@ -658,6 +658,20 @@ class AutoencoderKMeans(
             rng = check_random_state(self.random_state)
         return tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3))
 
+    def _train_params(self, *, epochs):
+        """Keyword arguments of the training loop that come from the parameters."""
+        return dict(
+            epochs=epochs,
+            batch_size=self.batch_size,
+            loss=self.loss,
+            noise=self.noise,
+            noise_type=self.noise_type,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            clip_grad_norm=self.clip_grad_norm,
+            verbose=self.verbose,
+        )
+
     def _source(self, X, stream, device):
         """Training data: one tensor on ``device``, or a stream of blocks."""
         if stream:
@@ -691,17 +705,7 @@ class AutoencoderKMeans(
             else:
                 module = self._build_module(n_features)
             module = module.to(device)
-            train_params = dict(
-                epochs=self._n_epochs(X_train.shape[0]),
-                batch_size=self.batch_size,
-                loss=self.loss,
-                noise=self.noise,
-                noise_type=self.noise_type,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-                clip_grad_norm=self.clip_grad_norm,
-                verbose=self.verbose,
-            )
+            train_params = self._train_params(epochs=self._n_epochs(X_train.shape[0]))
             if len(devices) > 1:
                 from ._distributed import train_autoencoder_distributed
 
@@ -764,15 +768,9 @@ class AutoencoderKMeans(
         epoch = train_autoencoder(
             module,
             self._source(X, stream, device),
-            epochs=1,
-            batch_size=self.batch_size,
             optimizer=self._optimizer,
-            loss=self.loss,
-            noise=self.noise,
-            noise_type=self.noise_type,
-            clip_grad_norm=self.clip_grad_norm,
             generator=torch.Generator().manual_seed(torch_seed + 1 + n_calls),
-            verbose=self.verbose,
+            **self._train_params(epochs=1),
         )
         history = {
             "train_loss": history["train_loss"] + epoch["train_loss"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -170,17 +171,24 @@ def available_device(device: str | torch.device) -> torch.device:
         return torch.device("cpu")
 
 
+#: Serialises the seeded sections of fits running in threads of one process.
+_SEED_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def torch_seed_context(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generators inside the block and restore them after.
 
     Parameter initialisation and dropout draw from torch's global generators;
     forking them keeps ``random_state`` reproducible without changing the
-    caller's global random state.
+    caller's global random state. Those generators are process-wide, so
+    blocks in different threads (e.g. fits on a Dask worker with several
+    threads) run one at a time: otherwise a fit could draw from another's
+    seed, or have its state reset under it.
     """
     devices = []
     if device.type == "cuda":
         devices = [device.index if device.index is not None else 0]
-    with torch.random.fork_rng(devices=devices):
+    with _SEED_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield

@@ -387,7 +387,10 @@ def train_autoencoder(
             epoch_loss = _global_mean(module, total, n_samples)
             val_loss = None
             if X_val is not None and math.isfinite(epoch_loss):
-                val_loss = float(_mean_loss(module, X_val, loss_fn, INFERENCE_BATCH_SIZE))
+                # Averaged over DDP ranks too: GPUs may differ in the last bits.
+                val_loss = _global_mean(
+                    module, _mean_loss(module, X_val, loss_fn, INFERENCE_BATCH_SIZE), 1
+                )
             bad = next(
                 (
                     (what, v)

@@ -1,6 +1,14 @@
+import os
+
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits, make_blobs
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel test workers already use every core: one torch thread each keeps
+    # them from oversubscribing the CPU (tests check behaviour, not speed).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -68,16 +68,6 @@ def test_grid_search_runs_on_dask(searches, grid_data):
     assert np.isfinite(on_dask.cv_results_["mean_test_score"]).all()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "Fits running concurrently in threads of one process (Dask workers with "
-        "processes=False) seed torch's process-wide global generator at the same time "
-        "(torch_seed_context), so a fit can build its network from another fit's seed. "
-        "Remove this mark once seeding is thread-safe."
-    ),
-    raises=AssertionError,
-    strict=False,
-)
 def test_grid_search_on_dask_matches_sequential(searches, grid_data):
     X = grid_data
     on_dask, sequential, _ = searches

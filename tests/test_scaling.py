@@ -2,6 +2,7 @@
 
 import pickle
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -379,3 +380,42 @@ def test_auto_device_with_one_gpu_is_plain_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("auto") == torch.device("cuda")
+
+
+def test_fits_in_threads_are_reproducible(blobs):
+    """torch's global generator is process-wide: concurrent fits must not share it."""
+    X, _ = blobs
+    params = dict(FAST, dropout=0.2, refine="idec")
+
+    def fit(seed):
+        return AutoencoderKMeans(n_clusters=3, random_state=seed, **params).fit(X)
+
+    expected = {seed: fit(seed).transform(X) for seed in (0, 1)}
+    results = {}
+
+    def run(seed, slot):
+        results[slot] = (seed, fit(seed).transform(X))
+
+    threads = [threading.Thread(target=run, args=(i % 2, i)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed, embedding in results.values():
+        np.testing.assert_array_equal(embedding, expected[seed])
+
+
+def test_estimator_pretrains_on_a_list_of_devices(blobs):
+    X, y = blobs
+    model = AutoencoderKMeans(
+        n_clusters=3, device=["cpu", "cpu"], random_state=0, **dict(FAST, epochs=20)
+    ).fit(X)
+    assert model.device_ == torch.device("cpu")
+    assert len(model.history_["train_loss"]) == 20
+    assert model.history_["train_loss"][-1] < model.history_["train_loss"][0]
+    assert cluster_accuracy(y, model.labels_) > 0.9
+    assert np.array_equal(model.predict(X), model.labels_)
+    with pytest.raises(ValueError, match="list of devices"):
+        AutoencoderKMeans(n_clusters=3, device=["cpu", "cpu"], streaming=True, **FAST).fit(X)
+    with pytest.raises(ValueError, match="one device"):
+        AutoencoderKMeans(n_clusters=3, device=["cpu", "cpu"], **FAST).partial_fit(X)
