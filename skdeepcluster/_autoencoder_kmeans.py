@@ -70,6 +70,10 @@ _STREAM_BYTES = 2**30
 _KMEANS_CLUSTERERS = ("kmeans", "minibatch_kmeans")
 
 
+#: Private state of partial_fit (kept between calls, dropped with the model).
+_PARTIAL_FIT_STATE = ("_optimizer", "_partial_seeds", "_n_partial_fit_calls")
+
+
 def _is_fitted_attr(name: str) -> bool:
     return name.endswith("_") and not name.startswith("__")
 
@@ -259,13 +263,16 @@ class AutoencoderKMeans(
         between updates (after the warm-up for ``refine='kmeans'``).
 
     streaming : 'auto' or bool, default='auto'
-        Whether ``fit``, ``partial_fit``, ``transform`` and ``predict`` read
-        ``X`` in blocks of rows (about 16 MiB each, read ahead in a thread)
-        instead of copying it whole to a tensor: for data larger than memory,
-        such as a :class:`numpy.memmap` or an h5py/zarr array. Batches are
-        shuffled block by block. ``'auto'`` streams array-likes whose float32
-        copy would exceed 1 GiB. Streaming cannot be combined with
-        ``validation_fraction`` or a list of devices. See :ref:`scaling`.
+        Whether ``fit`` and ``partial_fit`` train on ``X`` in blocks of rows
+        (about 16 MiB each, the next one read in a background thread; batches
+        are shuffled block by block) instead of copying it whole to a tensor,
+        and whether ``fit``, ``transform`` and ``predict`` validate it block
+        by block instead of as one array: for data larger than memory, such
+        as a :class:`numpy.memmap` or an h5py/zarr array. (Inference always
+        reads ``X`` in batches.) ``'auto'`` streams array-likes whose float32
+        copy would exceed 1 GiB, unless ``validation_fraction > 0`` or
+        ``device`` is a list; ``True`` cannot be combined with those. See
+        :ref:`scaling`.
 
     device : str, torch.device or list of them, default='auto'
         Where to train and encode: ``'auto'`` (CUDA when available, else CPU;
@@ -285,7 +292,9 @@ class AutoencoderKMeans(
         ``OMP_NUM_THREADS``: joblib's process workers (``GridSearchCV(n_jobs=k)``)
         set it to the cores divided by ``k`` and Dask's worker processes set
         it to 1. The setting is restored afterwards; it is process-wide, so
-        threads of one process share it.
+        threads of one process share it (and fits in threads of one process
+        train one at a time, since torch's random generator is process-wide
+        too).
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order, noise, the validation split,
@@ -330,8 +339,9 @@ class AutoencoderKMeans(
         ``pca_components`` or a clone of ``reducer``).
 
     clusterer_ : estimator or None
-        The fitted clusterer when ``clusterer`` is not ``'kmeans'`` (k-means
-        is summarised by ``cluster_centers_``).
+        The fitted clusterer; None for k-means (``'kmeans'``, also when it ran
+        as mini-batch k-means, and ``'minibatch_kmeans'``), which is
+        summarised by ``cluster_centers_``.
 
     history_ : dict
         Per-epoch losses of pre-training: ``'train_loss'``, ``'val_loss'``
@@ -580,8 +590,12 @@ class AutoencoderKMeans(
         first call builds the network (as ``fit`` would); each call trains it
         for one epoch on ``X``, keeping the optimizer's state between calls,
         and refits the second stage and the clustering on the embedding of
-        ``X`` (no refinement). After a ``fit``, ``partial_fit`` continues
-        training the fitted network.
+        ``X`` (no refinement). With k-means or the Gaussian mixture and an
+        affine second stage (scaler and/or ``pca_components``), the clustering
+        starts from the previous centres, mapped into the new embedding, so
+        that cluster ``k`` stays cluster ``k`` from call to call; otherwise it
+        starts afresh and cluster ids may change. After a ``fit``,
+        ``partial_fit`` continues training the fitted network.
 
         Parameters
         ----------
@@ -622,7 +636,10 @@ class AutoencoderKMeans(
         except BaseException:
             for name in [k for k in vars(self) if _is_fitted_attr(k)]:
                 delattr(self, name)
-            if keep_previous:
+            if not keep_previous:
+                for name in _PARTIAL_FIT_STATE:
+                    vars(self).pop(name, None)
+            else:
                 vars(self).update(previous)
                 self._optimizer = optimizer
                 if saved is not None:
@@ -638,6 +655,11 @@ class AutoencoderKMeans(
     def _validate_fit_data(self, X, *, reset):
         """Validated ``X`` and whether to stream it (see the ``streaming`` parameter)."""
         stream = self._streams(X)
+        if stream and (self.validation_fraction or isinstance(self.device, (list, tuple))):
+            raise ValueError(
+                "streaming=True cannot be combined with validation_fraction > 0 or a "
+                "list of devices; use streaming=False (or 'auto')."
+            )
         if stream and streamable(X):
             X = self._validate_stream(X, reset=reset)
         else:
@@ -685,12 +707,6 @@ class AutoencoderKMeans(
         n_features = X.shape[1]
         devices = self._devices()
         device = devices[0]
-        if stream and (self.validation_fraction or len(devices) > 1):
-            raise ValueError(
-                "Streamed data (streaming=True, or 'auto' on data over "
-                f"{_STREAM_BYTES // 2**30} GiB) cannot be combined with "
-                "validation_fraction > 0 or a list of devices; use streaming=False."
-            )
         torch_seed, cluster_seed, split_seed = self._seeds()
         X_train, X_val = self._split(X, split_seed)
 
@@ -760,18 +776,21 @@ class AutoencoderKMeans(
             n_calls = 0
         else:
             module, device = self.autoencoder_, self.device_
-            torch_seed, cluster_seed = self._partial_seeds
-            history = {k: self.history_[k] for k in ("train_loss", "val_loss", "best_epoch")}
-            n_calls = self._n_partial_fit_calls
+            # Models pickled before partial_fit existed have no such state yet.
+            torch_seed, cluster_seed = getattr(self, "_partial_seeds", None) or self._seeds()[:2]
+            history = {k: self.history_.get(k, []) for k in ("train_loss", "val_loss")}
+            n_calls = getattr(self, "_n_partial_fit_calls", 0)
         if first_call or getattr(self, "_optimizer", None) is None:
             self._optimizer = self._make_optimizer(module.parameters())
-        epoch = train_autoencoder(
-            module,
-            self._source(X, stream, device),
-            optimizer=self._optimizer,
-            generator=torch.Generator().manual_seed(torch_seed + 1 + n_calls),
-            **self._train_params(epochs=1),
-        )
+        seed = torch_seed + 1 + n_calls
+        with torch_seed_context(seed, device):  # dropout, without touching global state
+            epoch = train_autoencoder(
+                module,
+                self._source(X, stream, device),
+                optimizer=self._optimizer,
+                generator=torch.Generator().manual_seed(seed),
+                **self._train_params(epochs=1),
+            )
         history = {
             "train_loss": history["train_loss"] + epoch["train_loss"],
             "val_loss": history["val_loss"],
@@ -787,14 +806,20 @@ class AutoencoderKMeans(
             seeds=(torch_seed, cluster_seed + n_calls),
             refine=None,
             stream=stream,
+            previous=None if first_call else (self.second_stage_, self.cluster_centers_),
         )
         self._partial_seeds = (torch_seed, cluster_seed)
         self._n_partial_fit_calls = n_calls + 1
 
-    def _cluster(self, X, module, device, *, history, n_iter, seeds, refine, stream):
+    def _cluster(
+        self, X, module, device, *, history, n_iter, seeds, refine, stream, previous=None
+    ):
         """Second stage, clustering and refinement of the trained ``module``; sets the state.
 
-        Returns the final embedding of ``X``.
+        ``previous`` (the last second stage and centres, from ``partial_fit``)
+        warm-starts the clustering when both second stages are affine: the old
+        centres are mapped back to codes and into the new embedding, so that
+        cluster ids carry over. Returns the final embedding of ``X``.
         """
         torch_seed, cluster_seed = seeds
         codes = encode_array(module, X, device=device)
@@ -805,12 +830,16 @@ class AutoencoderKMeans(
             reducer=self.reducer,
             random_state=cluster_seed,
         )
+        init_centers = None
+        if previous is not None and previous[0].is_affine and second_stage.is_affine:
+            init_centers = second_stage.transform(previous[0].inverse_transform(previous[1]))
         clusterer, centers, labels = fit_clusterer(
             embedding,
             clusterer=self.clusterer,
             n_clusters=self.n_clusters,
             n_init=self.n_init,
             random_state=cluster_seed,
+            init_centers=init_centers,
         )
 
         if refine is not None:
@@ -854,7 +883,11 @@ class AutoencoderKMeans(
         """Whether ``X`` is streamed to the device in blocks instead of copied whole."""
         if self.streaming != "auto":
             return bool(self.streaming)
-        if not streamable(X):
+        if (
+            not streamable(X)
+            or self.validation_fraction
+            or isinstance(self.device, (list, tuple))
+        ):
             return False
         n_samples, n_features = X.shape
         return n_samples * n_features * 4 > _STREAM_BYTES

@@ -131,8 +131,14 @@ def fit_clusterer(
     n_clusters: int,
     n_init,
     random_state: int,
+    init_centers: np.ndarray | None = None,
 ):
     """Cluster the embedding.
+
+    ``init_centers`` (one row per cluster) warm-starts the built-in
+    clusterers: k-means from those centres and the Gaussian mixture from
+    those means, with a single start, so that cluster ``k`` stays cluster
+    ``k`` (used by ``partial_fit``). Other clusterers ignore it.
 
     ``'kmeans'`` is :class:`~sklearn.cluster.KMeans`, or
     :class:`~sklearn.cluster.MiniBatchKMeans` from ``LARGE_N_SAMPLES`` rows
@@ -142,7 +148,12 @@ def fit_clusterer(
     centres (mean of the embedding per cluster for clusterers that have none)
     and the labels.
     """
+    if init_centers is not None and init_centers.shape != (n_clusters, embedding.shape[1]):
+        init_centers = None
+    start = {} if init_centers is None else {"n_init": 1}
     if isinstance(clusterer, str) and clusterer in ("kmeans", "minibatch_kmeans"):
+        if init_centers is not None:
+            start["init"] = init_centers
         if clusterer == "minibatch_kmeans" or embedding.shape[0] >= LARGE_N_SAMPLES:
             model = MiniBatchKMeans(
                 n_clusters=n_clusters,
@@ -152,7 +163,7 @@ def fit_clusterer(
             )
         else:
             model = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=random_state)
-        model.fit(embedding)
+        model.set_params(**start).fit(embedding)
         centers = model.cluster_centers_
         labels, _ = assign_nearest(embedding, centers)
         return None, centers, labels
@@ -163,6 +174,8 @@ def fit_clusterer(
             reg_covar=1e-4,
             random_state=random_state,
         )
+        if init_centers is not None:
+            model.set_params(means_init=init_centers, **start)
     else:
         model = clone(clusterer)
         _set_if_param(model, "n_clusters", n_clusters)

@@ -103,6 +103,7 @@ def streamable(X) -> bool:
         and hasattr(X, "__getitem__")
         and not hasattr(X, "tocsr")  # scipy sparse
         and not hasattr(X, "iloc")  # pandas: validated and copied instead
+        and not isinstance(X, torch.Tensor)
     )
 
 

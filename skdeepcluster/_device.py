@@ -7,7 +7,9 @@ inference, pickling) resolves devices and seeds the same way.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
+import re
 import sys
 import threading
 import warnings
@@ -36,7 +38,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     ----------
     device : str or torch.device
         ``'auto'`` picks CUDA when available and the CPU otherwise; with
-        several GPUs visible it spreads parallel workers over them (see
+        several GPUs visible, parallel workers take one each (see
         ``_pick_gpu``). Any string
         torch understands (``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'``) or a
         :class:`torch.device` is accepted.
@@ -55,7 +57,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         if not torch.cuda.is_available():
             return torch.device("cpu")
         count = torch.cuda.device_count()
-        return torch.device("cuda", _pick_gpu(count)) if count > 1 else torch.device("cuda")
+        index = _pick_gpu(count) if count > 1 else None
+        return torch.device("cuda") if index is None else torch.device("cuda", index)
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -87,16 +90,25 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+#: Names multiprocessing gives worker processes: joblib's loky workers
+#: (``LokyProcess-3``), ``multiprocessing.Pool`` workers (``ForkPoolWorker-2``).
+_WORKER_PROCESS_NAME = re.compile(r"^(?:LokyProcess|\w*PoolWorker|Process)-(\d+)$")
+
+
 def _worker_rank() -> int | None:
     """Rank of this process or thread among parallel workers, when one is known.
 
-    ``LOCAL_RANK`` (set by ``torchrun``) or the integer name of the Dask
-    worker running the current task (``LocalCluster`` names its workers
-    0, 1, ...). None elsewhere, e.g. in joblib's loky workers.
+    ``LOCAL_RANK`` (set by ``torchrun``), the integer name of the Dask worker
+    running the current task (``LocalCluster`` names its workers 0, 1, ...),
+    or the number in the name of a joblib (loky) or multiprocessing worker
+    process, counted from 0. None in a main process.
     """
     local_rank = os.environ.get("LOCAL_RANK")
     if local_rank is not None and local_rank.isdigit():
         return int(local_rank)
+    match = _WORKER_PROCESS_NAME.match(multiprocessing.current_process().name)
+    if match:
+        return int(match.group(1)) - 1
     if "distributed" in sys.modules:  # only when Dask is already in use
         try:
             from distributed import get_worker
@@ -109,18 +121,16 @@ def _worker_rank() -> int | None:
     return None
 
 
-def _pick_gpu(count: int) -> int:
+def _pick_gpu(count: int) -> int | None:
     """Index of the GPU for ``device='auto'`` when ``count > 1`` GPUs are visible.
 
-    A worker whose rank is known (``_worker_rank``) takes GPU ``rank % count``,
-    so the workers of a grid search land on different GPUs; otherwise the GPU
-    with the most free memory is taken (GPU 0 on an idle machine).
+    A parallel worker whose rank is known (``_worker_rank``) takes GPU
+    ``rank % count``, so the workers of a grid search land on different GPUs.
+    None (the current CUDA device) in a main process. Nothing is asked of the
+    GPUs themselves: that would create a CUDA context on each of them.
     """
     rank = _worker_rank()
-    if rank is not None:
-        return rank % count
-    free = [torch.cuda.mem_get_info(i)[0] for i in range(count)]
-    return max(range(count), key=lambda i: (free[i], -i))
+    return None if rank is None else rank % count
 
 
 def n_threads(n_jobs: int) -> int:
@@ -175,6 +185,16 @@ def available_device(device: str | torch.device) -> torch.device:
 _SEED_LOCK = threading.RLock()
 
 
+def _new_seed_lock() -> None:
+    # A forked child inherits the lock in whatever state another thread held it.
+    global _SEED_LOCK
+    _SEED_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_seed_lock)
+
+
 @contextlib.contextmanager
 def torch_seed_context(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch's global generators inside the block and restore them after.
@@ -184,7 +204,8 @@ def torch_seed_context(seed: int, device: torch.device) -> Iterator[None]:
     caller's global random state. Those generators are process-wide, so
     blocks in different threads (e.g. fits on a Dask worker with several
     threads) run one at a time: otherwise a fit could draw from another's
-    seed, or have its state reset under it.
+    seed, or have its state reset under it. The lock is re-created in
+    forked children.
     """
     devices = []
     if device.type == "cuda":

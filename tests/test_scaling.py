@@ -1,8 +1,10 @@
 """Data larger than memory: streamed fits, partial_fit, MiniBatchKMeans, threads, GPUs."""
 
+import os
 import pickle
 import sys
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -359,21 +361,33 @@ def test_n_jobs_zero_is_rejected(blobs):
 
 @pytest.fixture
 def four_gpus(monkeypatch):
-    free = [10, 40, 30, 40]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(free))
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (free[i], 100))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+
+    def no_query(*args, **kwargs):  # would create a CUDA context on that GPU
+        raise AssertionError("mem_get_info must not be called")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", no_query)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    return free
 
 
-def test_auto_device_takes_the_gpu_with_most_free_memory(four_gpus):
-    assert resolve_device("auto") == torch.device("cuda", 1)
+def test_auto_device_in_a_main_process_is_the_current_gpu(four_gpus):
+    assert resolve_device("auto") == torch.device("cuda")
 
 
 def test_auto_device_spreads_ranked_workers_over_gpus(four_gpus, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "6")
     assert resolve_device("auto") == torch.device("cuda", 2)
+
+
+@pytest.mark.parametrize(
+    "name, index", [("LokyProcess-1", 0), ("LokyProcess-3", 2), ("ForkPoolWorker-6", 1)]
+)
+def test_auto_device_for_joblib_and_pool_workers(four_gpus, monkeypatch, name, index):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: SimpleNamespace(name=name))
+    assert resolve_device("auto") == torch.device("cuda", index)
 
 
 def test_auto_device_with_one_gpu_is_plain_cuda(monkeypatch):
@@ -419,3 +433,93 @@ def test_estimator_pretrains_on_a_list_of_devices(blobs):
         AutoencoderKMeans(n_clusters=3, device=["cpu", "cpu"], streaming=True, **FAST).fit(X)
     with pytest.raises(ValueError, match="one device"):
         AutoencoderKMeans(n_clusters=3, device=["cpu", "cpu"], **FAST).partial_fit(X)
+
+
+def test_partial_fit_is_seeded_and_leaves_global_state_alone(blobs):
+    X, _ = blobs
+    params = dict(FAST, dropout=0.3)
+    state = torch.get_rng_state()
+    runs = []
+    for _ in range(2):
+        model = AutoencoderKMeans(n_clusters=3, random_state=0, **params)
+        for _ in range(3):
+            model.partial_fit(X)
+        runs.append(model.history_["train_loss"])
+    assert runs[0] == runs[1]
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("clusterer", ["kmeans", "gmm"])
+def test_partial_fit_keeps_cluster_ids(blobs, clusterer):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, clusterer=clusterer, random_state=0, **FAST)
+    model.partial_fit(X)
+    previous = model.predict(X)
+    for chunk in np.array_split(X, 3):
+        model.partial_fit(chunk)
+        labels = model.predict(X)
+        assert (labels == previous).mean() > 0.95  # ids carried over, not permuted
+        previous = labels
+
+
+def test_partial_fit_on_a_model_pickled_before_it_existed(blobs):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    for name in ("_optimizer", "_partial_seeds", "_n_partial_fit_calls"):
+        del model.__dict__[name]  # as in a model fitted by skdeepcluster 0.1.0.dev0
+    model = pickle.loads(pickle.dumps(model))
+    model.partial_fit(X)
+    assert model.n_iter_ == FAST["epochs"] + 1
+
+
+def test_failed_fit_drops_partial_fit_state(blobs):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).partial_fit(X)
+    with pytest.raises(ValueError):
+        model.set_params(n_clusters=500).fit(X)
+    assert not hasattr(model, "autoencoder_")
+    assert not any(hasattr(model, name) for name in ("_optimizer", "_partial_seeds"))
+
+
+def test_auto_does_not_stream_with_validation_or_device_lists(blob_memmap, monkeypatch):
+    X, _ = blob_memmap
+    monkeypatch.setattr(ake, "_STREAM_BYTES", 1024)
+    model = AutoencoderKMeans(n_clusters=3, validation_fraction=0.2, **FAST)
+    assert not model._streams(X)
+    model.fit(X)
+    assert len(model.history_["val_loss"]) == FAST["epochs"]
+    assert not AutoencoderKMeans(device=["cpu", "cpu"])._streams(X)
+    assert AutoencoderKMeans()._streams(X)
+
+
+def test_streaming_a_tensor(blobs):
+    X, y = blobs
+    model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=0, **FAST)
+    labels = model.fit_predict(torch.from_numpy(X))
+    assert cluster_accuracy(y, labels) > 0.9
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_seed_lock_is_free_in_a_forked_child():
+    import skdeepcluster._device as device
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():  # another thread is inside a seeded section while we fork
+        with device._SEED_LOCK:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: that thread does not exist here, the lock must be free
+            ok = device._SEED_LOCK.acquire(timeout=3)
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.WEXITSTATUS(status) == 0
