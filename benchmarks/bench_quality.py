@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/bench_quality.py                          # MNIST test set + digits, 3 seeds
     python benchmarks/bench_quality.py --datasets digits --seeds 0 1
-    python benchmarks/bench_quality.py --configs "AE + UMAP + GMM (best)" --mnist-path DIR
+    python benchmarks/bench_quality.py --configs "AE (60 epochs) + UMAP + GMM (best)"
 
 Prints a markdown table: dataset x configuration x ACC / NMI / ARI / fit seconds
 (mean ± std over seeds), followed by the per-seed results. The configurations
@@ -59,7 +59,7 @@ def configurations(dataset: str, k: int) -> dict:
         "conv AE + IDEC (torch-only)": lambda s: AutoencoderKMeans(
             n_clusters=k, image_shape=shape, random_state=s
         ),
-        "AE + UMAP + GMM (best)": lambda s: AutoencoderKMeans(
+        "AE (20 epochs) + UMAP + GMM": lambda s: AutoencoderKMeans(
             n_clusters=k,
             epochs=20,
             reducer=_umap(n_components=k, n_neighbors=20),
@@ -67,9 +67,19 @@ def configurations(dataset: str, k: int) -> dict:
             n_init=10,
             random_state=s,
         ),
-        "AE (60 epochs) + UMAP + GMM": lambda s: AutoencoderKMeans(
+        "AE (60 epochs) + UMAP + GMM (best)": lambda s: AutoencoderKMeans(
             n_clusters=k,
             epochs=60,
+            reducer=_umap(n_components=k, n_neighbors=20),
+            clusterer="gmm",
+            n_init=10,
+            random_state=s,
+        ),
+        "AE + GMM (no refinement)": lambda s: AutoencoderKMeans(
+            n_clusters=k, clusterer="gmm", n_init=10, random_state=s
+        ),
+        "AE (epochs auto) + UMAP + GMM (best, digits)": lambda s: AutoencoderKMeans(
+            n_clusters=k,
             reducer=_umap(n_components=k, n_neighbors=20),
             clusterer="gmm",
             n_init=10,
