@@ -487,13 +487,18 @@ def _apply_batched(
     model, dtype = _inference_copy(module, device)
     fn = model if fn_name == "forward" else getattr(model, fn_name)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    chunks = []
+    out = None
     with torch.inference_mode():
         # Fresh writable blocks (torch warns on read-only views); the pages of a
-        # memory-mapped X are released as the blocks go by.
-        for _, xb in iter_row_blocks(X, batch_size, dtype=np_dtype):
-            chunks.append(fn(torch.from_numpy(xb).to(device)).cpu().numpy())
-    return np.concatenate(chunks, axis=0)
+        # memory-mapped X are released as the blocks go by. The result is written
+        # into one array allocated once, so that large inputs do not leave a trail
+        # of small allocations between the freed blocks (heap fragmentation).
+        for start, xb in iter_row_blocks(X, batch_size, dtype=np_dtype):
+            result = fn(torch.from_numpy(xb).to(device)).cpu().numpy()
+            if out is None:
+                out = np.empty((X.shape[0], *result.shape[1:]), dtype=result.dtype)
+            out[start : start + result.shape[0]] = result
+    return out
 
 
 def encode_array(
