@@ -33,6 +33,7 @@ __all__ = [
     "as_source",
     "batch_bounds",
     "iter_row_blocks",
+    "read_rows",
     "release_pages",
     "streamable",
 ]
@@ -78,6 +79,17 @@ def release_pages(X) -> None:
             pass
 
 
+def read_rows(X, start: int, stop: int, *, dtype=np.float32) -> np.ndarray:
+    """``X[start:stop]`` as a fresh C-contiguous array of ``dtype``.
+
+    The pages of a memory-mapped ``X`` are released afterwards (see
+    :func:`release_pages`).
+    """
+    block = np.array(X[start:stop], dtype=dtype, order="C", copy=True)
+    release_pages(X)
+    return block
+
+
 def iter_row_blocks(
     X, block_rows: int, *, dtype=np.float32
 ) -> Iterator[tuple[int, np.ndarray]]:
@@ -86,11 +98,8 @@ def iter_row_blocks(
     Works on anything with row slicing; pages of a memory-mapped ``X`` are
     released after each block (see :func:`release_pages`).
     """
-    n_samples = X.shape[0]
-    for start in range(0, n_samples, block_rows):
-        block = np.array(X[start : start + block_rows], dtype=dtype, order="C", copy=True)
-        release_pages(X)
-        yield start, block
+    for start in range(0, X.shape[0], block_rows):
+        yield start, read_rows(X, start, start + block_rows, dtype=dtype)
 
 
 def streamable(X) -> bool:
@@ -178,8 +187,7 @@ class StreamSource:
         return list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def _read(self, start: int, stop: int) -> torch.Tensor:
-        block = np.array(self.X[start:stop], dtype=np.float32, order="C", copy=True)
-        release_pages(self.X)
+        block = read_rows(self.X, start, stop)
         return torch.from_numpy(block).to(self.device, non_blocking=True)
 
     def _prefetched(self, blocks: list[tuple[int, int]]) -> Iterator[tuple[int, torch.Tensor]]:

@@ -100,17 +100,17 @@ def resolve_devices(device: Sequence[str | torch.device]) -> list[torch.device]:
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
         devices.append(dev)
-    types = {dev.type for dev in devices}
-    if not types <= {"cpu", "cuda"}:
+    kinds = {dev.type for dev in devices}
+    if not kinds <= {"cpu", "cuda"}:
         raise ValueError(
             f"Distributed training supports CPU and CUDA devices only, got {device!r}."
         )
-    if len(types) > 1:
+    if len(kinds) > 1:
         raise ValueError(
             "Distributed training needs devices of a single type: all 'cpu' or all "
             f"'cuda:<index>', got {device!r}."
         )
-    if "cuda" in types and len(set(devices)) < len(devices):
+    if "cuda" in kinds and len(set(devices)) < len(devices):
         raise ValueError(
             f"Each CUDA device may appear only once in the list of devices, got {device!r}."
         )
