@@ -198,14 +198,20 @@ def test_gpu_fit_unpickles_on_cpu_only_machine(blobs, monkeypatch):
     assert cluster_accuracy(model.predict(X), loaded.predict(X)) > 0.99
 
 
-def test_pickle_is_lean(blobs):
+@pytest.mark.parametrize("reducer", [None, "auto"])
+def test_pickle_is_lean(blobs, reducer):
     """No training data or optimizer state is kept in the pickle."""
     X, _ = blobs
     X_big = np.repeat(X, 40, axis=0)
-    size_small = len(pickle.dumps(make().fit(X)))
-    size_big = len(pickle.dumps(make().fit(X_big)))
-    # labels_ grow with n_samples (8 bytes each); nothing else should.
-    assert size_big - size_small < 8 * (X_big.shape[0] - X.shape[0]) + 2000
+    small, big = make(reducer=reducer).fit(X), make(reducer=reducer).fit(X_big)
+    size_small, size_big = len(pickle.dumps(small)), len(pickle.dumps(big))
+    # labels_ grow with n_samples (8 bytes each); with the default neighbour
+    # embedding also what its transform needs: the training codes (float32), their
+    # layout (float64) and their row numbers (int64). Nothing else should.
+    per_sample = 8
+    if reducer == "auto":
+        per_sample += 4 * big.reducer_.n_features_in_ + 8 * big.reducer_.n_components + 8
+    assert size_big - size_small < per_sample * (X_big.shape[0] - X.shape[0]) + 2000
 
 
 # ---------------------------------------------------- sklearn integration

@@ -3,12 +3,13 @@
 The default estimator is checked as users get it, plus small configurations that
 exercise the other code paths: a PCA second stage, the convolutional network (with
 ``image_shape=(1, 1, -1)``, so one image row of whatever width the checks' data has),
-joint refinement, and a Gaussian-mixture clusterer.
+joint refinement, and a Gaussian-mixture clusterer; and the neighbour embedding
+on its own.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 
 SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
 
@@ -23,6 +24,9 @@ SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
         AutoencoderKMeans(**SMALL, refine="idec", refine_epochs=3),
         AutoencoderKMeans(**SMALL, refine="kmeans", refine_epochs=3, noise=0.1),
         AutoencoderKMeans(**SMALL, clusterer="gmm", n_init=2),
+        AutoencoderKMeans(**SMALL, reducer=None),
+        NeighborEmbedding(),
+        NeighborEmbedding(n_components=2, max_samples=20, init="random"),
     ]
 )
 def test_sklearn_compatible_estimator(estimator, check):

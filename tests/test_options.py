@@ -287,3 +287,32 @@ def test_refinement_with_diverging_learning_rate_stays_finite(small_digits):
     assert np.isfinite(model.cluster_centers_).all()
     assert np.isfinite(model.transform(X)).all()
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+# --------------------------------------------------- augmentation, schedules
+def test_augment_trains_on_shifted_images(small_digits):
+    X, _ = small_digits
+    params = dict(image_shape=(1, 8, 8), architecture="mlp", epochs=3)
+    plain = make(**params).fit(X)
+    augmented = make(**params, augment=0.15).fit(X)
+    again = make(**params, augment=0.15).fit(X)
+    np.testing.assert_array_equal(augmented.labels_, again.labels_)  # seeded
+    assert augmented.history_["train_loss"] != plain.history_["train_loss"]
+    # transform and predict see the images as given.
+    np.testing.assert_array_equal(augmented.transform(X), augmented.transform(X))
+    np.testing.assert_array_equal(augmented.predict(X), augmented.labels_)
+
+
+def test_augment_needs_image_shape(blobs):
+    with pytest.raises(ValueError, match="needs image_shape"):
+        make(augment=0.1).fit(blobs[0])
+    with pytest.raises(ValueError, match="augment"):
+        make(augment=0.6).fit(blobs[0])  # more than half the image
+
+
+def test_lr_schedule_is_passed_to_pretraining(blobs):
+    model = make(lr_schedule="cosine", epochs=4).fit(blobs[0])
+    assert len(model.history_["train_loss"]) == 4
+    # partial_fit keeps the learning rate constant (one epoch per call).
+    model = make(lr_schedule="cosine").partial_fit(blobs[0]).partial_fit(blobs[0])
+    assert model._optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)

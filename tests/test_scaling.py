@@ -302,7 +302,7 @@ def test_pickle_leaves_the_optimizer_out(blobs):
 def test_minibatch_kmeans_clusterer(blobs):
     X, y = blobs
     model = AutoencoderKMeans(
-        n_clusters=3, clusterer="minibatch_kmeans", random_state=0, **FAST
+        n_clusters=3, clusterer="minibatch_kmeans", reducer=None, random_state=0, **FAST
     ).fit(X)
     assert cluster_accuracy(y, model.labels_) > 0.9
     assert np.array_equal(model.predict(X), model.labels_)

@@ -350,3 +350,77 @@ def test_reconstruct_encode_decode_arrays(data):
     np.testing.assert_allclose(rec, direct, rtol=1e-4, atol=1e-5)
     # Batch-size invariance of the float64 inference.
     np.testing.assert_allclose(rec[:1], reconstruct_array(ae, data[:1], device=CPU), atol=1e-12)
+
+
+def test_random_affine_shifts_and_rotates_images():
+    from skdeepcluster._training import RandomAffine
+
+    def gen():
+        return torch.Generator().manual_seed(0)
+
+    images = torch.zeros(64, 1, 9, 9)
+    images[:, :, 4, 4] = 1.0  # one bright pixel in the centre
+    flat = images.reshape(64, -1)
+    out = RandomAffine((1, 9, 9), shift=0.25, rotation=0.0, generator=gen())(flat)
+    assert out.shape == flat.shape
+    assert not torch.equal(out, flat)
+    # The mass moves by at most 0.25 * 9 pixels in each direction.
+    mass = out.reshape(64, 9, 9)
+    rows = (mass.sum(2) * torch.arange(9.0)).sum(1) / mass.sum((1, 2))
+    assert rows.min() >= 4 - 2.25 - 1e-4 and rows.max() <= 4 + 2.25 + 1e-4
+    assert rows.std() > 0.5  # each image gets its own shift
+    # Same generator seed, same transforms; zero strength, the identity.
+    again = RandomAffine((1, 9, 9), shift=0.25, rotation=0.0, generator=gen())(flat)
+    torch.testing.assert_close(out, again)
+    same = RandomAffine((1, 9, 9), shift=0.0, rotation=0.0, generator=gen())(flat)
+    torch.testing.assert_close(same, flat)
+    # A rotation about the centre leaves the centre pixel in place and moves the others.
+    off = torch.zeros(64, 1, 9, 9)
+    off[:, :, 4, 4] = off[:, :, 4, 8] = 1.0
+    turned = RandomAffine((1, 9, 9), shift=0.0, rotation=60.0, generator=gen())(off.reshape(64, -1))
+    turned = turned.reshape(64, 9, 9)
+    torch.testing.assert_close(turned[:, 4, 4], torch.ones(64))
+    assert (turned[:, 4, 8] < 0.9).float().mean() > 0.5
+
+
+def test_augment_is_applied_to_input_and_target(data, recording_loss):
+    """The loop reconstructs the augmented batch: both sides of the loss see it."""
+    seen = []
+
+    def augment(xb):
+        out = xb + 1.0
+        seen.append(out)
+        return out
+
+    ae = _Recorder(8)
+    _train(ae, data, epochs=1, batch_size=40, loss="recording", augment=augment)
+    assert len(seen) == len(recording_loss) == len(ae.inputs) == 3
+    for batch, x_in, target in zip(seen, ae.inputs, recording_loss, strict=True):
+        torch.testing.assert_close(target, batch)
+        torch.testing.assert_close(x_in, batch)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_make_optimizer_uses_fused_kernels_where_supported(name):
+    module = MLPAutoencoder(8, (16,), 2)
+    opt = make_optimizer(name, module.parameters(), learning_rate=1e-3)
+    assert opt.defaults["fused"] is True
+    # Parameter groups are accepted too; a half-precision tensor turns fusing off.
+    groups = [{"params": list(module.parameters())}, {"params": [torch.zeros(3).half()]}]
+    opt = make_optimizer(name, groups, learning_rate=1e-3)
+    assert not opt.defaults.get("fused")
+    # The fused step is the same update rule as the plain one.
+    a, b = MLPAutoencoder(8, (16,), 2), None
+    b = copy.deepcopy(a)
+    x = torch.randn(32, 8)
+    fused = make_optimizer(name, a.parameters(), learning_rate=1e-2)
+    plain_cls = type(fused)
+    kwargs = {"lr": 1e-2, "weight_decay": 0.0, **({"momentum": 0.9} if name == "sgd" else {})}
+    plain = plain_cls(b.parameters(), **kwargs)
+    for module, opt in ((a, fused), (b, plain)):
+        for _ in range(3):
+            opt.zero_grad()
+            nn.functional.mse_loss(module(x), x).backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)

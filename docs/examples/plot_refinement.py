@@ -30,7 +30,8 @@ X, y = load_digits(return_X_y=True)
 X = X / 16.0
 
 base = AutoencoderKMeans(
-    n_clusters=10, hidden_layer_sizes=(256, 128), epochs=40, refine=None, random_state=0
+    n_clusters=10, hidden_layer_sizes=(256, 128), epochs=40, reducer=None, refine=None,
+    random_state=0,
 )
 models = {
     "no refinement": base,

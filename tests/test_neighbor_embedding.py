@@ -1,0 +1,234 @@
+"""Tests of the torch neighbour-graph embedding (NeighborEmbedding) and its pieces."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.neighbors import NearestNeighbors
+
+from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster._neighbor_embedding import (
+    _membership,
+    fuzzy_neighbor_graph,
+    interpolate_embedding,
+    knn_search,
+    layout_curve_params,
+)
+from skdeepcluster.metrics import cluster_accuracy
+
+
+@pytest.fixture(scope="module")
+def blobs5():
+    X, y = make_blobs(n_samples=400, centers=5, n_features=12, cluster_std=1.5, random_state=1)
+    return X, y
+
+
+def test_knn_search_matches_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 7)).astype(np.float32)
+    dist, index = knn_search(torch.from_numpy(X), torch.from_numpy(X), 5, exclude_self=True)
+    ref_dist, ref_index = NearestNeighbors(n_neighbors=6).fit(X).kneighbors(X)
+    np.testing.assert_array_equal(index.numpy(), ref_index[:, 1:])
+    np.testing.assert_allclose(dist.numpy(), ref_dist[:, 1:], rtol=1e-5)
+
+
+def test_knn_search_in_blocks(monkeypatch):
+    """Tiny blocks give the same neighbours as one block."""
+    import skdeepcluster._neighbor_embedding as ne
+
+    rng = np.random.default_rng(1)
+    X = torch.from_numpy(rng.normal(size=(500, 4)).astype(np.float32))
+    whole = knn_search(X, X, 4, exclude_self=True)
+    monkeypatch.setattr(ne, "_KNN_BLOCK_ENTRIES", 1)  # 64 rows per block
+    blocked = knn_search(X, X, 4, exclude_self=True)
+    torch.testing.assert_close(whole[0], blocked[0])
+    torch.testing.assert_close(whole[1], blocked[1])
+
+
+def test_membership_sums_to_log2_k():
+    rng = np.random.default_rng(2)
+    dist = torch.from_numpy(np.sort(rng.uniform(0.1, 3.0, size=(50, 8)), axis=1).astype(np.float32))
+    w = _membership(dist)
+    assert torch.all(w[:, 0] == 1.0)  # the nearest neighbour is fully a member
+    assert torch.all((w > 0) & (w <= 1))
+    np.testing.assert_allclose(w.sum(1).numpy(), math.log2(8), rtol=1e-3)
+
+
+def test_fuzzy_graph_is_symmetric_with_weights_in_unit_interval(blobs5):
+    X = torch.from_numpy(blobs5[0].astype(np.float32))
+    graph = fuzzy_neighbor_graph(*knn_search(X, X, 10, exclude_self=True)).tocsr()
+    assert graph.shape == (400, 400)
+    assert abs(graph - graph.T).max() < 1e-12
+    assert graph.data.min() > 0 and graph.data.max() <= 1 + 1e-12
+    assert graph.diagonal().sum() == 0
+
+
+def test_layout_curve_params():
+    a, b = layout_curve_params(0.0)
+    assert a == pytest.approx(1.93, abs=0.02) and b == pytest.approx(0.79, abs=0.02)
+    a, b = layout_curve_params(0.1)  # UMAP's default min_dist
+    assert a == pytest.approx(1.58, abs=0.03) and b == pytest.approx(0.90, abs=0.03)
+
+
+def test_separates_blobs_and_places_new_points(blobs5):
+    X, y = blobs5
+    ne = NeighborEmbedding(n_components=2, random_state=0).fit(X[:300])
+    E = ne.transform(X[:300])
+    assert E.shape == (300, 2) and np.all(np.isfinite(E))
+    km = KMeans(n_clusters=5, n_init=10, random_state=0).fit(E)
+    assert cluster_accuracy(y[:300], km.labels_) == 1.0
+    # Held-out points land in the clusters of their neighbours.
+    assert cluster_accuracy(y[300:], km.predict(ne.transform(X[300:]))) == 1.0
+
+
+def test_transform_of_training_data_is_the_embedding(blobs5):
+    X = blobs5[0]
+    ne = NeighborEmbedding(random_state=0)
+    E = ne.fit_transform(X)
+    np.testing.assert_array_equal(E, ne.embedding_)
+    np.testing.assert_array_equal(ne.transform(X), E)
+    # Row by row and in any order: transform does not depend on the batch.
+    perm = np.random.default_rng(0).permutation(len(X))
+    np.testing.assert_array_equal(ne.transform(X[perm]), E[perm])
+    np.testing.assert_array_equal(ne.transform(X[7:8]), E[7:8])
+
+
+def test_reproducible_and_seed_dependent(blobs5):
+    X = blobs5[0]
+    a = NeighborEmbedding(random_state=3).fit_transform(X)
+    b = NeighborEmbedding(random_state=3).fit_transform(X)
+    c = NeighborEmbedding(random_state=4).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_max_samples_fits_on_a_subsample(blobs5):
+    X, y = blobs5
+    ne = NeighborEmbedding(n_components=2, max_samples=150, random_state=0).fit(X)
+    assert ne.fit_indices_.shape == (150,) and ne.embedding_.shape == (150, 2)
+    assert len(np.unique(ne.fit_indices_)) == 150
+    E = ne.transform(X)
+    np.testing.assert_array_equal(E[ne.fit_indices_], ne.embedding_)
+    labels = KMeans(n_clusters=5, n_init=10, random_state=0).fit_predict(E)
+    assert cluster_accuracy(y, labels) > 0.98
+
+
+def test_interpolation_of_a_point_between_two():
+    data = torch.tensor([[0.0], [10.0]])
+    embedding = torch.tensor([[0.0, 0.0], [4.0, 2.0]])
+    out = interpolate_embedding(torch.tensor([[0.0], [10.0], [5.0]]), data, embedding, 2)
+    torch.testing.assert_close(out[:2], embedding)
+    torch.testing.assert_close(out[2], torch.tensor([2.0, 1.0]))  # equidistant: the mean
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 3])
+def test_tiny_data(n_samples):
+    X = np.arange(n_samples * 3, dtype=float).reshape(n_samples, 3)
+    E = NeighborEmbedding(n_components=2, n_neighbors=15, random_state=0).fit_transform(X)
+    assert E.shape == (n_samples, 2) and np.all(np.isfinite(E))
+
+
+def test_duplicates_and_constant_data():
+    X = np.ones((20, 4))
+    E = NeighborEmbedding(n_components=3, random_state=0).fit_transform(X)
+    assert np.all(np.isfinite(E))
+    X = np.vstack([np.zeros((10, 2)), np.full((10, 2), 5.0)])
+    E = NeighborEmbedding(n_components=2, random_state=0).fit_transform(X)
+    labels = KMeans(n_clusters=2, n_init=5, random_state=0).fit_predict(E)
+    assert cluster_accuracy(np.repeat([0, 1], 10), labels) == 1.0
+
+
+def test_bad_input():
+    ne = NeighborEmbedding()
+    with pytest.raises(ValueError, match="NaN"):
+        ne.fit(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="2D array"):
+        ne.fit(np.zeros(5))
+    ne.fit(np.random.default_rng(0).normal(size=(30, 3)))
+    with pytest.raises(ValueError, match="3 features"):
+        ne.transform(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="n_neighbors"):
+        NeighborEmbedding(n_neighbors=0).fit(np.zeros((5, 2)))
+
+
+def test_pickle_and_unavailable_device(blobs5):
+    X = blobs5[0]
+    ne = NeighborEmbedding(random_state=0).fit(X)
+    clone = pickle.loads(pickle.dumps(ne))
+    np.testing.assert_array_equal(clone.transform(X[:20]), ne.transform(X[:20]))
+    if not torch.cuda.is_available():
+        # A model fitted on a GPU transforms on the CPU where there is none.
+        clone.device = "cuda"
+        np.testing.assert_array_equal(clone.transform(X[:20]), ne.transform(X[:20]))
+
+
+def test_verbose_progress(blobs5, capsys):
+    NeighborEmbedding(n_epochs=1, verbose=1, random_state=0).fit(blobs5[0])
+    assert "neighbor embedding" in capsys.readouterr().err
+
+
+def test_n_epochs_sets_the_number_of_steps(blobs5):
+    ne = NeighborEmbedding(n_epochs=0, init="random", random_state=0).fit(blobs5[0])
+    # No optimisation: the (random) initial layout is kept, inside the box.
+    assert ne.embedding_.min() >= 0 and ne.embedding_.max() <= 10
+    assert NeighborEmbedding()._n_steps(8192) == 500
+    assert NeighborEmbedding()._n_steps(100_000) == math.ceil(50 * 100_000 / 8192)
+    assert NeighborEmbedding(n_epochs=100, batch_size=1000)._n_steps(5000) == 500
+    assert NeighborEmbedding(n_epochs=3)._n_steps(100) == 3  # one batch = the whole graph
+
+
+def test_default_reducer_of_the_estimator(digits):
+    X, y = digits
+    X, y = X[:600], y[:600]
+    params = dict(hidden_layer_sizes=(64,), latent_dim=8, epochs=30, random_state=0)
+    model = AutoencoderKMeans(n_clusters=10, **params).fit(X)
+    assert isinstance(model.reducer_, NeighborEmbedding)
+    assert model.reducer_.n_components == 8  # min(n_clusters, latent_dim)
+    assert "refine_loss" not in model.history_  # 'auto' refines only affine stages
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    assert model.transform(X).shape == (600, 8)
+    plain = AutoencoderKMeans(n_clusters=10, reducer=None, refine=None, **params).fit(X)
+    # The neighbour embedding of the same codes clusters digits far better.
+    assert cluster_accuracy(y, model.labels_) > cluster_accuracy(y, plain.labels_) + 0.05
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(reducer=None),
+        dict(pca_components=2),
+        dict(refine="idec"),
+        dict(refine="kmeans"),
+    ],
+)
+def test_auto_reducer_steps_aside(blobs, fast_params, params):
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **fast_params, **params)
+    model.fit(blobs[0])
+    assert not isinstance(model.reducer_, NeighborEmbedding)
+    assert "refine_loss" in model.history_  # an affine second stage: refinement ran
+
+
+def test_auto_reducer_not_used_by_partial_fit(blobs, fast_params):
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **fast_params)
+    model.partial_fit(blobs[0])
+    assert model.reducer_ is None
+
+
+def test_explicit_neighbor_embedding_reducer(blobs, fast_params):
+    X, y = blobs
+    model = AutoencoderKMeans(
+        n_clusters=3,
+        reducer=NeighborEmbedding(n_components=2, n_neighbors=10),
+        clusterer="gmm",
+        random_state=0,
+        **fast_params,
+    ).fit(X)
+    assert model.reducer_.n_neighbors == 10 and model.reducer_.random_state is not None
+    assert model.transform(X).shape == (150, 2)
+    assert cluster_accuracy(y, model.labels_) > 0.95
+    with pytest.raises(ValueError, match="cannot be combined with reducer"):
+        AutoencoderKMeans(n_clusters=3, reducer=NeighborEmbedding(), refine="idec").fit(X)
