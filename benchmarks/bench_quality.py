@@ -39,7 +39,7 @@ def configurations(dataset: str, k: int) -> dict:
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
 
-    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 
     shape = IMAGE_SHAPES[dataset]
     return {
@@ -77,6 +77,17 @@ def configurations(dataset: str, k: int) -> dict:
                 image_shape=shape,
                 augment=0.1,
                 epochs=50,
+                random_state=s,
+            )
+        ),
+        "AE (55 epochs, augment 0.1) + NE(2-D) + KMeans (torch-only)": lambda s: (
+            AutoencoderKMeans(
+                n_clusters=k,
+                architecture="mlp",
+                image_shape=shape,
+                augment=0.1,
+                epochs=55,
+                reducer=NeighborEmbedding(n_components=2),
                 random_state=s,
             )
         ),
