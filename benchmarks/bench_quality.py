@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_quality.py                          # MNIST test set + digits, 3 seeds
     python benchmarks/bench_quality.py --datasets digits --seeds 0 1
     python benchmarks/bench_quality.py --datasets mnist \\
-        --configs "AE (50 epochs, augment 0.1) + NE + KMeans (best, torch-only)"
+        --configs "AE (50 epochs, augment 0.1) + NE + KMeans"
 
 Prints a markdown table: dataset x configuration x ACC / NMI / ARI / fit seconds
 (mean ± std over seeds), followed by the per-seed results. The configurations
@@ -70,7 +70,7 @@ def configurations(dataset: str, k: int) -> dict:
         "AE + GMM (no refinement)": lambda s: AutoencoderKMeans(
             n_clusters=k, reducer=None, clusterer="gmm", n_init=10, random_state=s
         ),
-        "AE (50 epochs, augment 0.1) + NE + KMeans (best, torch-only)": lambda s: (
+        "AE (50 epochs, augment 0.1) + NE + KMeans": lambda s: (
             AutoencoderKMeans(
                 n_clusters=k,
                 architecture="mlp",
@@ -80,7 +80,7 @@ def configurations(dataset: str, k: int) -> dict:
                 random_state=s,
             )
         ),
-        "AE (55 epochs, augment 0.1) + NE(2-D) + KMeans (torch-only)": lambda s: (
+        "AE (55 epochs, augment 0.1) + NE(2-D) + KMeans (best, torch-only)": lambda s: (
             AutoencoderKMeans(
                 n_clusters=k,
                 architecture="mlp",

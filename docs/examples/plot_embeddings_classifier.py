@@ -57,7 +57,8 @@ for name, pipe in pipelines.items():
 # below the raw pixels here; the autoencoder, trained briefly, is in the range of
 # PCA. Embeddings pay off for clustering, visualisation and when labels are few
 # (a handful of labelled samples per class), not as a general replacement for the
-# features. The embedding is standardized already (``standardize=True``), so the logistic
+# features. The embedding is the default neighbour-embedding layout of the
+# standardized codes, whose coordinates span a few units, so the logistic
 # regression needs no scaler after it. ``n_clusters`` matters little here: the
 # clusters are not used, only ``transform``.
 fig, ax = plt.subplots(figsize=(6, 3))
