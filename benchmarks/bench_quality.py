@@ -42,6 +42,14 @@ def configurations(dataset: str, k: int) -> dict:
     from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 
     shape = IMAGE_SHAPES[dataset]
+
+    def augmented(s, **params):
+        """MLP autoencoder trained on shifted and rotated images (``augment=0.1``)."""
+        return AutoencoderKMeans(
+            n_clusters=k, architecture="mlp", image_shape=shape, augment=0.1, random_state=s,
+            **params,
+        )
+
     return {
         "KMeans": lambda s: KMeans(n_clusters=k, n_init=10, random_state=s),
         "PCA(50) + KMeans": lambda s: make_pipeline(
@@ -70,30 +78,11 @@ def configurations(dataset: str, k: int) -> dict:
         "AE + GMM (no refinement)": lambda s: AutoencoderKMeans(
             n_clusters=k, reducer=None, clusterer="gmm", n_init=10, random_state=s
         ),
-        "AE (50 epochs, augment 0.1) + NE + KMeans": lambda s: (
-            AutoencoderKMeans(
-                n_clusters=k,
-                architecture="mlp",
-                image_shape=shape,
-                augment=0.1,
-                epochs=50,
-                random_state=s,
-            )
-        ),
+        "AE (50 epochs, augment 0.1) + NE + KMeans": lambda s: augmented(s, epochs=50),
         "AE (55 epochs, augment 0.1) + NE(2-D) + KMeans (best, torch-only)": lambda s: (
-            AutoencoderKMeans(
-                n_clusters=k,
-                architecture="mlp",
-                image_shape=shape,
-                augment=0.1,
-                epochs=55,
-                reducer=NeighborEmbedding(n_components=2),
-                random_state=s,
-            )
+            augmented(s, epochs=55, reducer=NeighborEmbedding(n_components=2))
         ),
-        "AE (augment 0.1) + NE + KMeans": lambda s: AutoencoderKMeans(
-            n_clusters=k, architecture="mlp", image_shape=shape, augment=0.1, random_state=s
-        ),
+        "AE (augment 0.1) + NE + KMeans": lambda s: augmented(s),
         "AE (60 epochs) + NE + GMM": lambda s: AutoencoderKMeans(
             n_clusters=k, epochs=60, clusterer="gmm", n_init=10, random_state=s
         ),

@@ -798,7 +798,7 @@ class AutoencoderKMeans(
             history=history,
             n_iter=len(history["train_loss"]),
             seeds=(torch_seed, cluster_seed),
-            refine=True,
+            partial=False,
             stream=stream,
         )
         # partial_fit after fit continues this network with a fresh optimizer.
@@ -851,7 +851,7 @@ class AutoencoderKMeans(
             history=history,
             n_iter=n_iter,
             seeds=(torch_seed, cluster_seed + n_calls),
-            refine=False,
+            partial=True,
             stream=stream,
             previous=None if first_call else (self.second_stage_, self.cluster_centers_),
         )
@@ -859,21 +859,21 @@ class AutoencoderKMeans(
         self._n_partial_fit_calls = n_calls + 1
 
     def _cluster(
-        self, X, module, device, *, history, n_iter, seeds, refine, stream, previous=None
+        self, X, module, device, *, history, n_iter, seeds, partial, stream, previous=None
     ):
         """Second stage, clustering and refinement of the trained ``module``; sets the state.
 
         ``previous`` (the last second stage and centres, from ``partial_fit``)
         warm-starts the clustering when both second stages are affine: the old
         centres are mapped back to codes and into the new embedding, so that
-        cluster ids carry over. ``refine`` says whether the ``refine``
-        parameter applies (``fit``) or not (``partial_fit``). Returns the final
-        embedding of ``X``.
+        cluster ids carry over. ``partial`` is True for ``partial_fit``, which
+        never refines and resolves ``reducer='auto'`` to no reducer. Returns the
+        final embedding of ``X``.
         """
         torch_seed, cluster_seed = seeds
         codes = encode_array(module, X, device=device)
-        reducer = self._resolve_reducer(codes.shape, device, partial=not refine)
-        refine = self._refine_method(reducer) if refine else None
+        reducer = self._resolve_reducer(codes.shape, device, partial=partial)
+        refine = None if partial else self._refine_method(reducer)
         second_stage, embedding = fit_second_stage(
             codes,
             standardize=self.standardize,

@@ -112,7 +112,7 @@ def knn_search(
         if exclude_self:
             rows = torch.arange(q.shape[0], device=data.device)
             d2[rows, rows + start] = math.inf
-        values, idx = torch.topk(d2, n_neighbors, dim=1, largest=False)
+        _, idx = torch.topk(d2, n_neighbors, dim=1, largest=False)
         # Exact distances for the chosen pairs (the expansion above loses precision).
         exact = ((q[:, None, :] - data[idx]) ** 2).sum(-1)
         order = torch.argsort(exact, dim=1)
@@ -454,7 +454,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             fit_indices = np.sort(rng.choice(n, self.max_samples, replace=False))
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(seed)
-        data = torch.as_tensor(np.asarray(X[fit_indices], dtype=np.float32), device=device)
+        fit_data = np.asarray(X[fit_indices], dtype=np.float32)
+        data = torch.as_tensor(fit_data, device=device)
         k = min(self.n_neighbors, data.shape[0] - 1)
         if k >= 1:
             graph = fuzzy_neighbor_graph(*knn_search(data, data, k, exclude_self=True))
@@ -489,7 +490,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             raise ValueError("The neighbour-embedding layout diverged (non-finite values).")
         self.embedding_ = embedding
         self.fit_indices_ = fit_indices
-        self._fit_data = np.asarray(X[fit_indices], dtype=np.float32)
+        self._fit_data = fit_data
         return self
 
     def transform(self, X):
