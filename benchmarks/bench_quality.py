@@ -38,6 +38,7 @@ def configurations(dataset: str, k: int) -> dict:
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 
@@ -54,6 +55,12 @@ def configurations(dataset: str, k: int) -> dict:
         "KMeans": lambda s: KMeans(n_clusters=k, n_init=10, random_state=s),
         "PCA(50) + KMeans": lambda s: make_pipeline(
             PCA(n_components=min(50, int(np.prod(shape))), random_state=s),
+            KMeans(n_clusters=k, n_init=10, random_state=s),
+        ),
+        # No autoencoder: the neighbour embedding of the standardized pixels.
+        "StandardScaler + NE + KMeans (no AE; best, digits)": lambda s: make_pipeline(
+            StandardScaler(),
+            NeighborEmbedding(n_components=k, random_state=s),
             KMeans(n_clusters=k, n_init=10, random_state=s),
         ),
         # The defaults: MLP AE -> NeighborEmbedding -> k-means (torch only, no UMAP).
@@ -86,7 +93,7 @@ def configurations(dataset: str, k: int) -> dict:
         "AE (60 epochs) + NE + GMM": lambda s: AutoencoderKMeans(
             n_clusters=k, epochs=60, clusterer="gmm", n_init=10, random_state=s
         ),
-        "AE (epochs auto) + NE + GMM (best, digits)": lambda s: AutoencoderKMeans(
+        "AE (epochs auto) + NE + GMM": lambda s: AutoencoderKMeans(
             n_clusters=k, clusterer="gmm", n_init=10, random_state=s
         ),
         "AE (20 epochs) + UMAP + GMM": lambda s: AutoencoderKMeans(

@@ -232,3 +232,21 @@ def test_explicit_neighbor_embedding_reducer(blobs, fast_params):
     assert cluster_accuracy(y, model.labels_) > 0.95
     with pytest.raises(ValueError, match="cannot be combined with reducer"):
         AutoencoderKMeans(n_clusters=3, reducer=NeighborEmbedding(), refine="idec").fit(X)
+
+
+def test_pipeline_without_autoencoder_on_digits(digits):
+    """The documented configuration for small data: scaler -> NeighborEmbedding -> k-means."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    pipe = make_pipeline(
+        StandardScaler(),
+        NeighborEmbedding(n_components=10, random_state=0),
+        KMeans(n_clusters=10, n_init=10, random_state=0),
+    )
+    labels = pipe.fit_predict(X)
+    np.testing.assert_array_equal(pipe.predict(X), labels)
+    plain = KMeans(n_clusters=10, n_init=10, random_state=0).fit_predict(X)
+    # benchmarks/results/quality.md: 0.936 against k-means' 0.79 on all 1,797 digits.
+    assert cluster_accuracy(y, labels) > max(0.9, cluster_accuracy(y, plain) + 0.1)
