@@ -1,8 +1,8 @@
 """Deep clustering for scikit-learn users, powered by PyTorch."""
 
-from ._autoencoder_kmeans import AutoencoderKMeans
-from ._neighbor_embedding import NeighborEmbedding
+from ._estimator import AutoencoderKMeans
 from ._networks import ConvAutoencoder, MLPAutoencoder
+from .embedding import NeighborEmbedding
 
 __version__ = "0.1.0.dev0"
 

@@ -6,28 +6,39 @@ Two subcommands:
   k-means on scikit-learn's digits, as a table of ACC, NMI, ARI and fit time;
 * ``cluster DATA``: cluster a file (``.npy``, ``.npz``, ``.csv``, IDX) or a
   named data set (``digits``, ``mnist``, ``fashion-mnist``) and write labels,
-  embedding, model, a JSON summary and plots to an output folder.
+  embedding, model, a JSON summary and plots to an output folder, which is
+  replaced as a whole once every file is written (see ``_OutputFolder``).
 
-User errors (bad files, shapes, options) end with one line
-``skdeepcluster: error: ...`` on stderr and exit status 2.
+User errors (bad files, shapes, options, an unusable output folder) and
+input/output errors end with one line ``skdeepcluster: error: ...`` on stderr
+and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import errno
+import functools
 import importlib
+import itertools
 import json
+import os
 import re
+import secrets
+import shutil
+import signal
 import sys
+import threading
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-__all__ = ["build_parser", "main"]
 
 PROG = "skdeepcluster"
 
@@ -64,9 +75,14 @@ DATA may be:
   mnist, fashion-mnist      via skdeepcluster.datasets (--data-path, --data-home,
                             --download, --subset)
 
-outputs (in --out): labels.csv (index,label), embedding.npy, model.joblib,
-summary.json (sizes, parameters, fit time; ACC/NMI/ARI when labels are known)
-and PNG plots (unless --no-plots; needs matplotlib).
+outputs (in --out DIR): labels.csv (index,label), embedding.npy, model.joblib,
+summary.json (command line, estimator parameters, sizes, fit time; ACC/NMI/ARI
+when labels are known) and PNG plots (unless --no-plots; needs matplotlib).
+DIR must be new or empty: one holding files is refused (exit status 2) unless
+--overwrite is given, and --overwrite replaces only an earlier run's results
+(a folder with a summary.json). The results are written to a temporary folder
+next to DIR (DIR.tmp-*) that replaces DIR in one step once every file is
+complete, so an interrupted run leaves DIR as it was, never a mix of two runs.
 
 examples:
   {PROG} cluster digits -k 10 --epochs 50
@@ -131,16 +147,20 @@ def _parse_image_shape(text: str, n_features: int) -> tuple[int, int, int]:
 
 
 def _parse_pca(text: str) -> int | float:
+    """``--pca-components``: a number of components (>= 1) or a variance fraction in (0, 1)."""
+    value: int | float
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        raise CLIError(
-            f"--pca-components needs an integer or a fraction in (0, 1), got {text!r}."
-        ) from None
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1
+    if (isinstance(value, int) and value >= 1) or (isinstance(value, float) and 0 < value < 1):
+        return value
+    raise CLIError(
+        f"--pca-components needs an integer >= 1 or a fraction in (0, 1), got {text!r}."
+    )
 
 
 # ------------------------------------------------------------------ parser
@@ -162,7 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_command(commands)
+    cluster = commands.add_parser(
+        "cluster",
+        help="cluster a data file or a named data set and save the results.",
+        description="Cluster DATA with AutoencoderKMeans and write the results to --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG_CLUSTER,
+    )
+    cluster.add_argument("data", metavar="DATA", help="file or data set name (see below)")
+    cluster.add_argument(
+        "-k", "--n-clusters", type=int, required=True, metavar="K", help="number of clusters"
+    )
+    _add_model_options(cluster.add_argument_group("model"))
+    _add_data_options(cluster.add_argument_group("data"))
+    _add_output_options(cluster.add_argument_group("output"))
+    return parser
 
+
+def _add_demo_command(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="AutoencoderKMeans vs k-means on scikit-learn's digits (minutes on a CPU).",
@@ -181,26 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="auto", help="'auto' (default), 'cpu', 'cuda', ...")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
 
-    cluster = commands.add_parser(
-        "cluster",
-        help="cluster a data file or a named data set and save the results.",
-        description="Cluster DATA with AutoencoderKMeans and write the results to --out.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG_CLUSTER,
+
+def _add_model_options(net) -> None:
+    net.add_argument(
+        "--architecture", choices=["auto", "mlp", "conv"], help="network type (default: auto)"
     )
-    cluster.add_argument("data", metavar="DATA", help="file or data set name (see below)")
-    cluster.add_argument(
-        "-k", "--n-clusters", type=int, required=True, metavar="K", help="number of clusters"
-    )
-    net = cluster.add_argument_group("model")
     net.add_argument(
         "--image-shape",
         metavar="C,H,W",
         help="image shape of each row (one entry may be -1); passed to the estimator, "
         "which then uses a convolutional autoencoder, and used for image plots",
-    )
-    net.add_argument(
-        "--architecture", choices=["auto", "mlp", "conv"], help="network type (default: auto)"
     )
     net.add_argument(
         "--hidden-layer-sizes", metavar="SIZES", help="encoder widths, e.g. 500,500,2000"
@@ -212,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument(
         "--pca-components",
         metavar="P",
-        help="PCA on the codes: a number of components or a variance fraction in (0, 1)",
+        help="PCA on the codes (reducer=PCA(n_components=P, random_state=S)): a number of "
+        "components or a variance fraction in (0, 1)",
     )
     net.add_argument(
         "--refine", choices=["kmeans", "dec", "idec"], help="joint refinement after pre-training"
@@ -225,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     net.add_argument("--verbose", action="store_true", help="show a training progress bar")
 
-    data = cluster.add_argument_group("data")
+
+def _add_data_options(data) -> None:
     data.add_argument(
         "--label-column",
         metavar="COL",
@@ -252,15 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="download mnist / fashion-mnist if missing (SHA-256 verified)",
     )
 
-    output = cluster.add_argument_group("output")
+
+def _add_output_options(output) -> None:
     output.add_argument(
         "--out",
         default="skdeepcluster_out",
         metavar="DIR",
-        help="output folder, created if needed (default: ./skdeepcluster_out)",
+        help="output folder (default: ./skdeepcluster_out); it must not exist yet or be "
+        "empty, unless --overwrite is given",
+    )
+    output.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run in --out (a folder holding a "
+        "summary.json): the new results replace the whole folder only once all are written",
     )
     output.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
-    return parser
 
 
 # -------------------------------------------------------------------- data
@@ -310,7 +347,33 @@ def _check_labels(y: np.ndarray, n_samples: int, source: str) -> np.ndarray:
     return y
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, such as .npz, or an empty one
+
+
+def _check_signature(path: Path, kind: str) -> None:
+    """Refuse a file that does not start as a NumPy ``kind`` ('.npy' or '.npz') file does."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or _one_line(exc)}") from None
+    is_zip = head.startswith(_ZIP_MAGIC)
+    if kind == ".npy" and not head.startswith(_NPY_MAGIC):
+        hint = "; it is a zip archive: rename it to .npz" if is_zip else ""
+        raise CLIError(
+            f"cannot read {path}: it is not a NumPy .npy file (no .npy header){hint}; "
+            "write arrays with numpy.save."
+        )
+    if kind == ".npz" and not is_zip:
+        raise CLIError(
+            f"cannot read {path}: it is not a NumPy .npz file (not a zip archive); "
+            "write arrays with numpy.savez."
+        )
+
+
 def _load_npy(path: Path) -> _Dataset:
+    _check_signature(path, ".npy")
     try:
         X = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -321,6 +384,7 @@ def _load_npy(path: Path) -> _Dataset:
 
 
 def _load_npz(path: Path) -> _Dataset:
+    _check_signature(path, ".npz")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -351,85 +415,117 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _label_array(values: list[str]) -> np.ndarray:
+def _label_array(values: np.ndarray) -> np.ndarray:
+    """Labels (strings) as integers, else as floats, else as they are (an object array)."""
     try:
-        return np.array([int(v) for v in values], dtype=np.int64)
+        return values.astype(np.int64)
     except ValueError:
         pass
     try:
-        as_float = np.array([float(v) for v in values])
+        as_float = values.astype(np.float64)
     except ValueError:
-        return np.array(values, dtype=object)
+        return values.astype(object)
     if np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)):
         return as_float.astype(np.int64)
     return as_float
 
 
-def _load_csv(path: Path, label_column: str | None) -> _Dataset:
+def _csv_first_row(path: Path) -> tuple[int, list[str]]:
+    """The line number and the (stripped) cells of the first non-blank row."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            rows = [
-                (reader.line_num, [c.strip() for c in row])
-                for row in reader
-                if any(c.strip() for c in row)
-            ]
+            for row in reader:
+                cells = [c.strip() for c in row]
+                if any(cells):
+                    return reader.line_num, cells
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise CLIError(f"cannot read {path} as CSV: {_one_line(exc)}") from None
-    if not rows:
-        raise CLIError(f"{path} is empty.")
-    first = rows[0][1]
-    n_columns = len(first)
-    label_idx = None
-    header = False
-    if label_column is not None:
-        if label_column in first:
-            label_idx = first.index(label_column)
-            header = True
-        else:
-            try:
-                label_idx = int(label_column)
-            except ValueError:
-                raise CLIError(
-                    f"--label-column {label_column!r} is not a column of {path} "
-                    f"(first row: {', '.join(first)})."
-                ) from None
-            if not -n_columns <= label_idx < n_columns:
-                raise CLIError(
-                    f"--label-column {label_idx} is out of range: {path} has "
-                    f"{n_columns} columns."
+    raise CLIError(f"{path} is empty.")
+
+
+def _csv_label_index(path: Path, first: list[str], label_column: str | None):
+    """The index of ``--label-column`` (or None) and whether it was named in a header."""
+    if label_column is None:
+        return None, False
+    if label_column in first:
+        return first.index(label_column), True
+    try:
+        label_idx = int(label_column)
+    except ValueError:
+        raise CLIError(
+            f"--label-column {label_column!r} is not a column of {path} "
+            f"(first row: {', '.join(first)})."
+        ) from None
+    if not -len(first) <= label_idx < len(first):
+        raise CLIError(
+            f"--label-column {label_idx} is out of range: {path} has {len(first)} columns."
+        )
+    return label_idx % len(first), False
+
+
+def _csv_error(
+    path: Path, skip: int, n_columns: int, label_idx: int | None, exc: Exception | str
+) -> CLIError:
+    """Locate the malformed row behind a failed numpy.loadtxt, for a precise message."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if reader.line_num <= skip or not any(cells):
+                continue
+            line = reader.line_num
+            if len(cells) != n_columns:
+                return CLIError(f"{path}, line {line}: {len(cells)} fields, expected {n_columns}.")
+            numbers = (_is_number(c) or i == label_idx for i, c in enumerate(cells))
+            bad = next((i for i, ok in enumerate(numbers) if not ok), None)
+            if bad is not None:
+                hint = " (use --label-column for a label column)" if label_idx is None else ""
+                return CLIError(
+                    f"{path}, line {line}, column {bad + 1}: non-numeric value "
+                    f"{cells[bad]!r}{hint}."
                 )
-            label_idx %= n_columns
-    header = header or any(
-        not _is_number(c) for i, c in enumerate(first) if i != label_idx
-    )
-    body = rows[1:] if header else rows
-    if not body:
-        raise CLIError(f"{path} has a header but no data rows.")
-    feature_idx = [i for i in range(n_columns) if i != label_idx]
-    if not feature_idx:
-        raise CLIError(f"{path} has no feature columns besides the label column.")
-    features, labels = [], []
-    for line, row in body:
-        if len(row) != n_columns:
-            raise CLIError(
-                f"{path}, line {line}: {len(row)} fields, expected {n_columns}."
+    return CLIError(f"cannot read {path} as CSV: {_one_line(exc)}")
+
+
+def _csv_table(path: Path, skip: int, converters) -> tuple[np.ndarray | None, Exception | None]:
+    """The rows after the first ``skip`` lines as a float array, or the parse error."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            rows = (line for line in itertools.islice(f, skip, None) if line.strip(" \t\r\n,"))
+            table = np.loadtxt(
+                rows, delimiter=",", quotechar='"', comments=None, ndmin=2, converters=converters
             )
-        values = []
-        for i in feature_idx:
-            try:
-                values.append(float(row[i]))
-            except ValueError:
-                raise CLIError(
-                    f"{path}, line {line}, column {i + 1}: non-numeric value {row[i]!r}"
-                    + (" (use --label-column for a label column)" if label_idx is None else "")
-                    + "."
-                ) from None
-        features.append(values)
-        if label_idx is not None:
-            labels.append(row[label_idx])
-    X = _check_matrix(np.array(features, dtype=np.float64), str(path))
-    y = _label_array(labels) if label_idx is not None else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CLIError(f"cannot read {path} as CSV: {_one_line(exc)}") from None
+    except ValueError as exc:
+        return None, exc
+    return table, None
+
+
+def _load_csv(path: Path, label_column: str | None) -> _Dataset:
+    line_num, first = _csv_first_row(path)
+    n_columns = len(first)
+    label_idx, named = _csv_label_index(path, first, label_column)
+    header = named or any(not _is_number(c) for i, c in enumerate(first) if i != label_idx)
+    skip = line_num if header else line_num - 1  # physical lines before the data
+    labels: dict[str, int] = {}  # label text -> code, in order of appearance
+    converters = None
+    if label_idx is not None:
+        converters = {label_idx: lambda text: labels.setdefault(text.strip(), len(labels))}
+    table, error = _csv_table(path, skip, converters)
+    if table is not None and table.shape[0] == 0:
+        raise CLIError(f"{path} has a header but no data rows.")
+    if n_columns == 1 and label_idx is not None:
+        raise CLIError(f"{path} has no feature columns besides the label column.")
+    if table is None or table.shape[1] != n_columns:  # a malformed row, or rows unlike the first
+        raise _csv_error(path, skip, n_columns, label_idx, error or "inconsistent rows")
+    if label_idx is None:
+        return _Dataset(_check_matrix(table, str(path)), None, None, str(path))
+    X = _check_matrix(np.delete(table, label_idx, axis=1), str(path))
+    codes = table[:, label_idx].astype(np.int64)
+    y = _label_array(np.array(list(labels), dtype=str))[codes]
     return _Dataset(X, y, None, str(path))
 
 
@@ -531,6 +627,245 @@ def load_data(spec: str, args: argparse.Namespace) -> _Dataset:
     )
 
 
+# ------------------------------------------------------------ output folder
+#: Test hook: seconds to sleep after each file written into the temporary
+#: output folder, so that a test can kill the command while it writes.
+_WRITE_DELAY_ENV = "SKDEEPCLUSTER_TEST_WRITE_DELAY"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_output_location(out: Path, *, overwrite: bool, inputs: list[Path]) -> Path:
+    """Resolve ``--out`` and refuse, before any work, a place the results cannot go.
+
+    Returns the absolute output folder. The results are written into a new
+    folder next to it first, so its parent (or the nearest ancestor that
+    exists) must be a writable folder.
+    """
+    target = out.expanduser().resolve()
+    if target.parent == target:
+        raise CLIError(f"--out {out} is a file system root; choose a folder inside it.")
+    if target.exists():
+        _check_existing_output(target, overwrite=overwrite, inputs=inputs)
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise CLIError(f"cannot create the output folder {target}: {ancestor} is not a folder.")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write the output folder {target}: {ancestor} is not writable.")
+    return target
+
+
+def _check_existing_output(target: Path, *, overwrite: bool, inputs: list[Path]) -> None:
+    if not target.is_dir():
+        raise CLIError(f"--out {target} exists and is not a folder; choose another --out.")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise CLIError(f"the output folder {target} is not writable.")
+    if not any(target.iterdir()):
+        return  # an empty folder is fine
+    if not overwrite:
+        raise CLIError(
+            f"the output folder {target} is not empty; pass --overwrite to replace the "
+            "results it holds, or choose another --out."
+        )
+    if not (target / "summary.json").is_file():
+        raise CLIError(
+            f"the output folder {target} holds no summary.json, so no results of an "
+            "earlier run, and --overwrite replaces only those; empty it or choose another --out."
+        )
+    for path in [*inputs, Path.cwd().resolve()]:
+        if _inside(path, target):
+            raise CLIError(
+                f"{path} is inside the output folder {target}, which --overwrite would "
+                "replace; choose another --out."
+            )
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    """A new name ``<target>.<kind>-<pid>-<random>`` next to ``target``."""
+    return target.with_name(f"{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(6)}")
+
+
+def _fsync(path: Path, *, directory: bool = False) -> None:
+    """Flush ``path`` to disk (a folder: its entries, where the system allows it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where that is not available (other systems, old kernels or C
+    libraries, file systems without it).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p] * 2 + [ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM back for the few steps that must not be cut in two."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _swap_into_place(new: Path, target: Path, *, overwrite: bool) -> Path | None:
+    """Make the folder ``new`` become ``target``; return where the old ``target`` went.
+
+    A missing or empty ``target`` is replaced by one rename. A ``target`` with
+    files (only with ``overwrite``) is swapped with ``new`` atomically where the
+    system can; elsewhere it is renamed aside first and put back if the second
+    rename fails. The caller removes the returned folder.
+    """
+    try:
+        os.rename(new, target)
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.is_dir():
+            raise
+    if not overwrite and any(target.iterdir()):  # Windows: even an empty one is in the way
+        raise CLIError(
+            f"the output folder {target} received files during the run; pass "
+            "--overwrite to replace them, or choose another --out."
+        )
+    if _exchange(new, target):
+        return new
+    aside = _sibling(target, "old")
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    return aside
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there: assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale_siblings(target: Path, started: float) -> None:
+    """Remove the temporary folders that killed runs left next to ``target``.
+
+    Only folders older than this run whose process (the pid in their name) is
+    gone; others may belong to a run still writing.
+    """
+    pattern = re.compile(re.escape(target.name) + r"\.(?:tmp|old)-(\d+)-[0-9a-f]+")
+    with contextlib.suppress(OSError):
+        for path in list(target.parent.iterdir()):
+            match = pattern.fullmatch(path.name)
+            if match is None or _process_alive(int(match.group(1))):
+                continue
+            if path.is_symlink() or not path.is_dir() or path.stat().st_mtime >= started:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class _OutputFolder:
+    """Write one run's results next to ``target``, then swap them into place.
+
+    Every file is written, and flushed to disk, into a new sibling folder
+    ``<target>.tmp-<pid>-<random>``; :meth:`commit` then makes that folder
+    ``target`` in one step. Whenever the command is interrupted or killed,
+    ``target`` holds either its previous contents or every new file, never a
+    mix or a half-written file. An uncommitted temporary folder is removed on
+    exit; one that a killed run left behind is removed by a later run.
+    """
+
+    def __init__(self, target: Path, *, overwrite: bool, started: float) -> None:
+        self.target = target
+        self.overwrite = overwrite
+        self.started = started
+        self.files: list[str] = []
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> _OutputFolder:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _sibling(self.target, "tmp")
+        tmp.mkdir()
+        self._tmp = tmp
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._tmp is not None:  # not committed, or the previous results after the swap
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def write(self, filename: str, save: Callable[[Path], Any]) -> None:
+        """Write ``filename`` with ``save(path)`` and flush it to disk."""
+        path = self._tmp / filename
+        try:
+            save(path)
+            _fsync(path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        self.files.append(filename)
+        delay = float(os.environ.get(_WRITE_DELAY_ENV) or 0)  # test hook, see above
+        if delay > 0:
+            time.sleep(delay)
+
+    def commit(self) -> None:
+        """Swap the complete new folder into place and remove the previous results."""
+        _fsync(self._tmp, directory=True)
+        with _signals_deferred():
+            self._tmp = _swap_into_place(self._tmp, self.target, overwrite=self.overwrite)
+        _fsync(self.target.parent, directory=True)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        _remove_stale_siblings(self.target, self.started)
+
+
+def _os_error(exc: OSError) -> str:
+    """``reason: path`` of an OSError, as one line."""
+    reason = exc.strerror or _one_line(exc)
+    return f"{reason}: {exc.filename}" if exc.filename else reason
+
+
 # ------------------------------------------------------------------ helpers
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
@@ -556,20 +891,8 @@ def _figure_of(obj: Any):
     return obj
 
 
-def _write_plots(
-    model, data: _Dataset, labels: np.ndarray, image_shape, out: Path
-) -> list[str]:
-    """Save the PNG plots; a one-line notice replaces any that cannot be drawn."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        plotting = importlib.import_module(f"{__package__}.plotting")
-    except ImportError as exc:
-        _out(f"plots skipped: {_one_line(exc)}")
-        return []
+def _plot_jobs(plotting, model, data: _Dataset, labels: np.ndarray, image_shape):
+    """``(filename, draw)`` for every plot that applies to this run."""
     X = data.X
     jobs = [
         ("embedding.png", lambda: plotting.plot_embedding(model, X, labels=labels)),
@@ -590,21 +913,41 @@ def _write_plots(
         )
     if data.y is not None:
         jobs.append(
-            (
-                "confusion_matrix.png",
-                lambda: plotting.plot_confusion_matrix(data.y, labels),
-            )
+            ("confusion_matrix.png", lambda: plotting.plot_confusion_matrix(data.y, labels))
         )
+    return jobs
+
+
+def _write_plots(
+    model, data: _Dataset, labels: np.ndarray, image_shape, folder: _OutputFolder
+) -> list[str]:
+    """Save the PNG plots; a one-line notice replaces any that cannot be drawn.
+
+    A plot is a by-product: one that fails to draw is reported and skipped, but
+    an OSError while saving it (a full disk, say) stops the run like any other.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        plotting = importlib.import_module(f"{__package__}.plotting")
+    except ImportError as exc:
+        _out(f"plots skipped: {_one_line(exc)}")
+        return []
     written = []
-    for filename, job in jobs:
+    for filename, draw in _plot_jobs(plotting, model, data, labels, image_shape):
         try:
-            fig = _figure_of(job())
-            fig.savefig(out / filename, dpi=100, bbox_inches="tight")
-            plt.close(fig)
-        except Exception as exc:  # a plot is a by-product: report it, keep the results
-            plt.close("all")
+            fig = _figure_of(draw())
+            folder.write(filename, functools.partial(fig.savefig, dpi=100, bbox_inches="tight"))
+        except OSError:
+            raise
+        except Exception as exc:
             _out(f"plot {filename} skipped: {_one_line(exc)}")
             continue
+        finally:
+            plt.close("all")
         written.append(filename)
     return written
 
@@ -630,7 +973,10 @@ def _estimator_params(args: argparse.Namespace, n_features: int) -> dict[str, An
         if value is not None:
             params[name] = value
     if args.pca_components is not None:
-        params["pca_components"] = _parse_pca(args.pca_components)
+        from sklearn.decomposition import PCA
+
+        n_components = _parse_pca(args.pca_components)
+        params["reducer"] = PCA(n_components=n_components, random_state=args.random_state)
     if args.image_shape is not None:
         params["image_shape"] = _parse_image_shape(args.image_shape, n_features)
     supported = AutoencoderKMeans().get_params()
@@ -650,38 +996,110 @@ def _check_device(device: str) -> None:
         raise CLIError(f"--device: {_one_line(exc)}") from None
 
 
-def _cluster(args: argparse.Namespace) -> int:
-    import joblib
-
-    from . import AutoencoderKMeans
-    from .metrics import clustering_scores
-
+def _check_cluster_options(args: argparse.Namespace) -> None:
+    """Refuse invalid options before reading (possibly big) data."""
     if args.n_clusters < 1:
         raise CLIError(f"--n-clusters must be at least 1, got {args.n_clusters}.")
     if args.max_samples is not None and args.max_samples < 1:
         raise CLIError(f"--max-samples must be at least 1, got {args.max_samples}.")
     if args.hidden_layer_sizes is not None:
-        _parse_hidden(args.hidden_layer_sizes)  # fail before reading big data
+        _parse_hidden(args.hidden_layer_sizes)
+    if args.pca_components is not None:
+        _parse_pca(args.pca_components)
     _check_device(args.device)
+
+
+def _input_paths(args: argparse.Namespace) -> list[Path]:
+    """The files and folders the run reads, which --overwrite must not replace."""
+    paths = (Path(p).expanduser() for p in (args.data, args.data_path, args.data_home) if p)
+    return [p.resolve() for p in paths if p.exists()]
+
+
+def _load_cluster_data(args: argparse.Namespace) -> _Dataset:
     data = load_data(args.data, args)
     if args.max_samples is not None and args.max_samples < data.X.shape[0]:
         data.X = data.X[: args.max_samples]
         data.y = data.y[: args.max_samples] if data.y is not None else None
-    n_samples, n_features = data.X.shape
-    if args.n_clusters > n_samples:
+    if args.n_clusters > data.X.shape[0]:
         raise CLIError(
             f"--n-clusters {args.n_clusters} is larger than the number of samples "
-            f"({n_samples})."
+            f"({data.X.shape[0]})."
         )
+    return data
+
+
+def _save_labels(labels: np.ndarray, path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "label"])
+        writer.writerows(zip(range(len(labels)), labels.tolist(), strict=True))
+
+
+def _save_json(obj: Any, path: Path) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+@dataclass
+class _Run:
+    """A fitted run: what the output files are made of."""
+
+    model: Any
+    data: _Dataset
+    embedding: np.ndarray
+    labels: np.ndarray
+    image_shape: tuple[int, int, int] | None
+    fit_seconds: float
+    scores: dict[str, float] | None
+
+
+def _write_results(folder: _OutputFolder, run: _Run, args: argparse.Namespace) -> dict:
+    """Write labels, embedding, model, plots and summary; return the summary."""
+    import joblib
+
+    from . import __version__
+
+    model, data, labels = run.model, run.data, run.labels
+    folder.write("labels.csv", functools.partial(_save_labels, labels))
+    folder.write("embedding.npy", lambda path: np.save(path, run.embedding))
+    folder.write("model.joblib", functools.partial(joblib.dump, model))
+    files = ["labels.csv", "embedding.npy", "model.joblib", "summary.json"]
+    if not args.no_plots:
+        files += _write_plots(model, data, labels, run.image_shape, folder)
+    summary = {
+        "command": [PROG, *args.argv],
+        "data": data.source,
+        "n_samples": data.X.shape[0],
+        "n_features": data.X.shape[1],
+        "n_clusters": args.n_clusters,
+        "image_shape": list(run.image_shape) if run.image_shape is not None else None,
+        "parameters": _jsonable(model.get_params(deep=False)),
+        "fit_seconds": round(run.fit_seconds, 3),
+        "device": str(getattr(model, "device_", args.device)),
+        "n_epochs": int(getattr(model, "n_iter_", 0)),
+        "inertia": float(model.inertia_),
+        "cluster_sizes": np.bincount(labels, minlength=args.n_clusters).tolist(),
+        "metrics": run.scores,
+        "files": files,
+        "skdeepcluster_version": __version__,
+    }
+    folder.write("summary.json", functools.partial(_save_json, summary))
+    return summary
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from . import AutoencoderKMeans
+    from .metrics import clustering_scores
+
+    started = time.time()
+    _check_cluster_options(args)
+    out = _check_output_location(
+        Path(args.out), overwrite=args.overwrite, inputs=_input_paths(args)
+    )
+    data = _load_cluster_data(args)
+    n_samples, n_features = data.X.shape
     params = _estimator_params(args, n_features)
-    image_shape = params.get("image_shape", data.image_shape)
-
-    out = Path(args.out).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"cannot create output folder {out}: {_one_line(exc)}") from None
-
     _out(
         f"{PROG}: clustering {data.source}: {n_samples} samples x {n_features} features "
         f"into {args.n_clusters} clusters"
@@ -692,49 +1110,29 @@ def _cluster(args: argparse.Namespace) -> int:
         embedding = model.fit_transform(data.X)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"fitting failed: {_one_line(exc)}") from None
-    fit_seconds = time.perf_counter() - start
     labels = np.asarray(model.labels_)
+    run = _Run(
+        model=model,
+        data=data,
+        embedding=embedding,
+        labels=labels,
+        image_shape=params.get("image_shape", data.image_shape),
+        fit_seconds=time.perf_counter() - start,
+        scores=clustering_scores(data.y, labels) if data.y is not None else None,
+    )
+    try:
+        with _OutputFolder(out, overwrite=args.overwrite, started=started) as folder:
+            summary = _write_results(folder, run, args)
+            folder.commit()
+    except OSError as exc:
+        raise CLIError(f"cannot write the results to {out}: {_os_error(exc)}") from None
 
-    scores = clustering_scores(data.y, labels) if data.y is not None else None
-    sizes = np.bincount(labels, minlength=args.n_clusters)
-
-    with open(out / "labels.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["index", "label"])
-        writer.writerows(zip(range(n_samples), labels.tolist(), strict=True))
-    np.save(out / "embedding.npy", embedding)
-    joblib.dump(model, out / "model.joblib")
-    files = ["labels.csv", "embedding.npy", "model.joblib", "summary.json"]
-    if not args.no_plots:
-        files += _write_plots(model, data, labels, image_shape, out)
-
-    from . import __version__
-
-    summary = {
-        "data": data.source,
-        "n_samples": n_samples,
-        "n_features": n_features,
-        "n_clusters": args.n_clusters,
-        "image_shape": list(image_shape) if image_shape is not None else None,
-        "parameters": _jsonable(model.get_params(deep=False)),
-        "fit_seconds": round(fit_seconds, 3),
-        "device": str(getattr(model, "device_", args.device)),
-        "n_epochs": int(getattr(model, "n_iter_", 0)),
-        "inertia": float(model.inertia_),
-        "cluster_sizes": sizes.tolist(),
-        "metrics": scores,
-        "files": files,
-        "skdeepcluster_version": __version__,
-    }
-    with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-
-    _out(f"fitted in {fit_seconds:.1f} s on {summary['device']}")
-    _out("cluster sizes: " + " ".join(f"{k}:{n}" for k, n in enumerate(sizes.tolist())))
-    if scores is not None:
-        _out(_format_scores(scores))
-    _out(f"wrote {', '.join(files)} to {out}")
+    _out(f"fitted in {run.fit_seconds:.1f} s on {summary['device']}")
+    sizes = summary["cluster_sizes"]
+    _out("cluster sizes: " + " ".join(f"{k}:{n}" for k, n in enumerate(sizes)))
+    if run.scores is not None:
+        _out(_format_scores(run.scores))
+    _out(f"wrote {', '.join(summary['files'])} to {out}")
     return 0
 
 
@@ -801,20 +1199,23 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     status : int
-        0 on success, 2 on a usage or data error (reported as one line
-        ``skdeepcluster: error: ...`` on stderr).
+        0 on success, 2 on a usage, data or input/output error (reported as
+        one line ``skdeepcluster: error: ...`` on stderr), 130 when
+        interrupted.
     """
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
         args = build_parser().parse_args(argv or ["demo"])
         if args.command is None:  # only options such as --version were given
             args = build_parser().parse_args(["demo"])
+        args.argv = argv  # recorded in summary.json
         if args.command == "demo":
             return _demo(args)
         return _cluster(args)
-    except CLIError as exc:
+    except (CLIError, OSError) as exc:
+        message = _os_error(exc) if isinstance(exc, OSError) else _one_line(exc)
         sys.stdout.flush()
-        sys.stderr.write(f"{PROG}: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"{PROG}: error: {message}\n")
         return 2
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0

@@ -17,17 +17,9 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
-__all__ = [
-    "LARGE_N_SAMPLES",
-    "SecondStage",
-    "assign_nearest",
-    "fit_clusterer",
-    "fit_second_stage",
-]
-
-
-#: From this many samples on, ``clusterer='kmeans'`` runs :class:`MiniBatchKMeans`.
-LARGE_N_SAMPLES = 100_000
+#: From this many samples on, the fit plan runs ``clusterer='kmeans'`` as
+#: :class:`MiniBatchKMeans` (see ``_plan.resolve_clusterer``).
+MINIBATCH_MIN_SAMPLES = 100_000
 
 #: Rows per mini-batch of :class:`MiniBatchKMeans` (sklearn's default is 1024;
 #: larger batches give centres closer to full k-means at the same cost per row).
@@ -41,6 +33,11 @@ def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarr
     return labels, np.maximum(sq_dist[np.arange(len(labels)), labels], 0.0)
 
 
+def is_affine(reducer) -> bool:
+    """Whether a (fitted or unfitted) reducer is affine: None, or PCA without whitening."""
+    return reducer is None or (isinstance(reducer, PCA) and not reducer.whiten)
+
+
 class SecondStage:
     """Fitted scaler and reducer applied to the autoencoder's codes.
 
@@ -48,7 +45,7 @@ class SecondStage:
     ----------
     scaler : StandardScaler or None
     reducer : transformer or None
-        A fitted PCA (from ``pca_components``) or the user's ``reducer``.
+        The fitted reducer (a clone of the estimator's ``reducer``).
     """
 
     def __init__(self, scaler: StandardScaler | None, reducer) -> None:
@@ -79,34 +76,31 @@ class SecondStage:
     @property
     def is_affine(self) -> bool:
         """Whether the map is affine (scaler and/or PCA), so refinement can run through it."""
-        return self.reducer is None or (
-            isinstance(self.reducer, PCA) and not self.reducer.whiten
-        )
+        return is_affine(self.reducer)
 
 
 def fit_second_stage(
     codes: np.ndarray,
     *,
     standardize: bool,
-    pca_components,
     reducer,
     random_state: int,
 ) -> tuple[SecondStage, np.ndarray]:
-    """Fit the scaler and the reducer on ``codes``; return them and the embedding."""
+    """Fit the scaler and (a clone of) the reducer on ``codes``; return them and the embedding.
+
+    The reducer's ``random_state`` is set to ``random_state`` when it is None,
+    and an integer ``n_components`` of a PCA is clipped to the codes' shape.
+    """
     scaler = StandardScaler().fit(codes) if standardize else None
     scaled = scaler.transform(codes) if scaler is not None else np.asarray(codes, np.float64)
-    fitted = None
-    if pca_components is not None:
-        n_components = pca_components
-        if isinstance(n_components, Integral):
-            n_components = min(n_components, *codes.shape)
-        fitted = PCA(n_components=n_components, svd_solver="full", random_state=random_state)
-    elif reducer is not None:
-        fitted = clone(reducer)
-        if "random_state" in fitted.get_params() and fitted.get_params()["random_state"] is None:
-            fitted.set_params(random_state=random_state)
-    if fitted is None:
+    if reducer is None:
         return SecondStage(scaler, None), scaled
+    fitted = clone(reducer)
+    params = fitted.get_params()
+    if "random_state" in params and params["random_state"] is None:
+        fitted.set_params(random_state=random_state)
+    if isinstance(fitted, PCA) and isinstance(params["n_components"], Integral):
+        fitted.set_params(n_components=min(params["n_components"], *codes.shape))
     with warnings.catch_warnings():
         # umap-learn notes that a fixed random_state (set above) means one thread.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
@@ -140,9 +134,9 @@ def fit_clusterer(
     those means, with a single start, so that cluster ``k`` stays cluster
     ``k`` (used by ``partial_fit``). Other clusterers ignore it.
 
-    ``'kmeans'`` is :class:`~sklearn.cluster.KMeans`, or
-    :class:`~sklearn.cluster.MiniBatchKMeans` from ``LARGE_N_SAMPLES`` rows
-    on (and always for ``'minibatch_kmeans'``).
+    ``'kmeans'`` is :class:`~sklearn.cluster.KMeans` and
+    ``'minibatch_kmeans'`` :class:`~sklearn.cluster.MiniBatchKMeans` (the
+    plan chooses it for ``'kmeans'`` on large data).
 
     Returns the fitted clusterer (or None for the built-in k-means), the
     centres (mean of the embedding per cluster for clusterers that have none)
@@ -154,7 +148,7 @@ def fit_clusterer(
     if isinstance(clusterer, str) and clusterer in ("kmeans", "minibatch_kmeans"):
         if init_centers is not None:
             start["init"] = init_centers
-        if clusterer == "minibatch_kmeans" or embedding.shape[0] >= LARGE_N_SAMPLES:
+        if clusterer == "minibatch_kmeans":
             model = MiniBatchKMeans(
                 n_clusters=n_clusters,
                 n_init=n_init,

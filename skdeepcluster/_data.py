@@ -20,23 +20,12 @@ from __future__ import annotations
 
 import mmap
 import sys
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-
-__all__ = [
-    "STREAM_BLOCK_BYTES",
-    "StreamSource",
-    "TensorSource",
-    "as_source",
-    "batch_bounds",
-    "iter_row_blocks",
-    "read_rows",
-    "release_pages",
-    "streamable",
-]
 
 #: Size of one block read by :class:`StreamSource` and :func:`iter_row_blocks`
 #: (about 16 MiB of float32): large reads, a bounded footprint.
@@ -90,9 +79,7 @@ def read_rows(X, start: int, stop: int, *, dtype=np.float32) -> np.ndarray:
     return block
 
 
-def iter_row_blocks(
-    X, block_rows: int, *, dtype=np.float32
-) -> Iterator[tuple[int, np.ndarray]]:
+def iter_row_blocks(X, block_rows: int, *, dtype=np.float32) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, X[start:start + block_rows])`` as C-contiguous arrays of ``dtype``.
 
     Works on anything with row slicing; pages of a memory-mapped ``X`` are
@@ -230,3 +217,77 @@ def as_source(X) -> TensorSource | StreamSource:
     if isinstance(X, (TensorSource, StreamSource)):
         return X
     return TensorSource(X)
+
+
+def check_stream(X) -> None:
+    """Validate an array-like to stream without copying it whole (cf. ``check_array``).
+
+    Checks a real numeric dtype, at least one row and one column, and, block by
+    block, that every value is finite; raises ``ValueError`` naming the rows.
+    """
+    dtype = np.dtype(X.dtype)
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
+        dtype, np.complexfloating
+    ):
+        raise ValueError(f"X has dtype {dtype}; a real numeric array is needed.")
+    n_samples, n_features = (int(n) for n in X.shape)
+    if n_samples < 1 or n_features < 1:
+        raise ValueError(
+            f"Found array with {n_samples} sample(s) and {n_features} feature(s) "
+            f"(shape={tuple(X.shape)}) while a minimum of 1 is required."
+        )
+    if not np.issubdtype(dtype, np.floating):
+        return
+    rows = max(1, STREAM_BLOCK_BYTES // (dtype.itemsize * n_features))
+    for start, block in iter_row_blocks(X, rows, dtype=dtype):
+        if not np.isfinite(block).all():
+            what = "NaN" if np.isnan(block).any() else "infinity"
+            raise ValueError(
+                f"Input X contains {what} (in rows {start} to {start + block.shape[0] - 1})."
+            )
+
+
+def split_rows(X, fraction: float, seed: int):
+    """Training and validation rows of ``X``, drawn at random (validation None when unused)."""
+    if not fraction:
+        return X, None
+    n_val = int(round(fraction * X.shape[0]))
+    if n_val < 1 or X.shape[0] - n_val < 1:
+        raise ValueError(
+            f"validation_fraction={fraction} leaves an empty training or validation set "
+            f"with n_samples={X.shape[0]}."
+        )
+    perm = np.random.default_rng(seed).permutation(X.shape[0])
+    return X[perm[n_val:]], X[perm[:n_val]]
+
+
+#: Inputs whose largest absolute value falls outside this range get a warning:
+#: the initial weights, learning rates and tolerances assume features of order
+#: one, so at 1e-30 every reconstruction error underflows to nothing and all
+#: codes coincide, and at 1e30 the first steps overflow.
+SCALE_RANGE = (1e-6, 1e6)
+
+
+def warn_if_badly_scaled(max_abs: float) -> None:
+    """Warn (``UserWarning``) when the largest absolute input makes training meaningless."""
+    low, high = SCALE_RANGE
+    if low <= max_abs <= high:
+        return
+    what = "every value of X is 0" if max_abs == 0 else f"the largest |X| is {max_abs:.3g}"
+    warnings.warn(
+        f"X is badly scaled: {what}, while the network expects features of order 1 "
+        f"(between {low:g} and {high:g}); training would learn nothing useful. Scale "
+        "the input first, e.g. with sklearn.preprocessing.StandardScaler or MaxAbsScaler.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def max_abs(X) -> float:
+    """The largest absolute value of an array, or of an array-like read in blocks."""
+    if isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
+        return float(np.abs(X).max()) if X.size else 0.0
+    rows = max(1, STREAM_BLOCK_BYTES // (8 * max(1, X.shape[1])))
+    return max(
+        (float(np.abs(b).max()) for _, b in iter_row_blocks(X, rows, dtype=np.float64)), default=0.0
+    )

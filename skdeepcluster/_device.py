@@ -17,14 +17,6 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = [
-    "available_device",
-    "n_threads",
-    "resolve_device",
-    "torch_seed_context",
-    "torch_threads",
-]
-
 
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)

@@ -22,24 +22,15 @@ the CPU uses, and must not depend on the batch size in eval mode.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-
-__all__ = [
-    "ACTIVATIONS",
-    "OUTPUT_ACTIVATIONS",
-    "ConvAutoencoder",
-    "MLPAutoencoder",
-    "build_module",
-    "check_autoencoder",
-    "make_activation",
-    "resolve_image_shape",
-]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -94,6 +85,18 @@ def _check_dropout(dropout: Any) -> float:
     return float(dropout)
 
 
+def _check_layer_options(
+    activation: str, output_activation: str | None, dropout: Any
+) -> tuple[float, nn.Module | None]:
+    """Validate the options every autoencoder shares; return the dropout and output layer.
+
+    The activation is checked even when no hidden layer will use it.
+    """
+    dropout = _check_dropout(dropout)
+    make_activation(activation)
+    return dropout, _make_output_activation(output_activation)
+
+
 def _check_int_sequence(values: Any, name: str, *, allow_empty: bool) -> list[int]:
     if isinstance(values, str) or not isinstance(values, Sequence):
         raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}.")
@@ -107,17 +110,23 @@ def _check_int_sequence(values: Any, name: str, *, allow_empty: bool) -> list[in
     return out
 
 
-def _hidden_block(
-    n_in: int, n_out: int, activation: str, dropout: float, batch_norm: bool
+def _after_hidden(
+    n_out: int, activation: str, dropout: float, norm: type[nn.Module] | None
 ) -> list[nn.Module]:
-    """``Linear -> [BatchNorm1d] -> activation -> [Dropout]``."""
-    layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
-    if batch_norm:
-        layers.append(nn.BatchNorm1d(n_out))
+    """What follows every hidden layer: ``[norm(n_out)] -> activation -> [Dropout]``."""
+    layers: list[nn.Module] = [] if norm is None else [norm(n_out)]
     layers.append(make_activation(activation))
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     return layers
+
+
+def _hidden_block(
+    n_in: int, n_out: int, activation: str, dropout: float, batch_norm: bool
+) -> list[nn.Module]:
+    """``Linear -> [BatchNorm1d] -> activation -> [Dropout]``."""
+    norm = nn.BatchNorm1d if batch_norm else None
+    return [nn.Linear(n_in, n_out), *_after_hidden(n_out, activation, dropout, norm)]
 
 
 def _mlp(
@@ -181,13 +190,11 @@ class MLPAutoencoder(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = False,
     ) -> None:
-        super().__init__()
         n_features = _check_positive_int(n_features, "n_features")
         latent_dim = _check_positive_int(latent_dim, "latent_dim")
         hidden = _check_int_sequence(hidden_layer_sizes, "hidden_layer_sizes", allow_empty=True)
-        dropout = _check_dropout(dropout)
-        make_activation(activation)  # validate early, even without hidden layers
-        out_act = _make_output_activation(output_activation)
+        dropout, out_act = _check_layer_options(activation, output_activation, dropout)
+        super().__init__()
 
         self.n_features = n_features
         self.latent_dim = latent_dim
@@ -291,6 +298,58 @@ def _conv_out(size: int, kernel_size: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
+def _conv_encoder(
+    in_channels: int,
+    size: tuple[int, int],
+    channels: Sequence[int],
+    kernel_size: int,
+    after: Callable[[int], list[nn.Module]],
+) -> tuple[nn.Sequential, list[tuple[int, int]]]:
+    """Stride-2 convolutions through ``channels``, each followed by ``after(out_channels)``.
+
+    Returns the encoder and the ``(H, W)`` before each convolution and after the last.
+    """
+    pad = kernel_size // 2
+    sizes = [size]
+    layers: list[nn.Module] = []
+    for in_ch, out_ch in zip([in_channels, *channels[:-1]], channels, strict=True):
+        layers.append(nn.Conv2d(in_ch, out_ch, kernel_size, stride=2, padding=pad))
+        layers.extend(after(out_ch))
+        sizes.append(tuple(_conv_out(n, kernel_size, 2, pad) for n in sizes[-1]))
+    return nn.Sequential(*layers), sizes
+
+
+def _conv_decoder(
+    channels: Sequence[int],
+    sizes: Sequence[tuple[int, int]],
+    kernel_size: int,
+    after: Callable[[int], list[nn.Module]],
+) -> nn.Sequential:
+    """Transposed convolutions from ``channels[0]`` through ``channels[1:]``, hitting ``sizes``.
+
+    A stride-2 transposed convolution maps n to 2n - 1 + output_padding (odd
+    kernel, padding k // 2): output_padding in {0, 1} reaches every size the
+    encoder went through. Every layer but the last is followed by ``after``.
+    """
+    layers: list[nn.Module] = []
+    n_layers = len(channels) - 1
+    for i in range(n_layers):
+        (in_h, in_w), (out_h, out_w) = sizes[i], sizes[i + 1]
+        layers.append(
+            nn.ConvTranspose2d(
+                channels[i],
+                channels[i + 1],
+                kernel_size,
+                stride=2,
+                padding=kernel_size // 2,
+                output_padding=(out_h - (2 * in_h - 1), out_w - (2 * in_w - 1)),
+            )
+        )
+        if i < n_layers - 1:
+            layers.extend(after(channels[i + 1]))
+    return nn.Sequential(*layers)
+
+
 class ConvAutoencoder(nn.Module):
     """Convolutional autoencoder for images, with flat inputs and outputs.
 
@@ -335,12 +394,13 @@ class ConvAutoencoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from skdeepcluster._networks import ConvAutoencoder
+    >>> from skdeepcluster import ConvAutoencoder
     >>> ae = ConvAutoencoder((1, 28, 28), latent_dim=10)
-    >>> ae.encode(torch.zeros(4, 784)).shape
-    torch.Size([4, 10])
-    >>> ae(torch.zeros(4, 784)).shape
-    torch.Size([4, 784])
+    >>> ae.spatial_sizes  # each stride-2 convolution halves H and W, rounding up
+    [(28, 28), (14, 14), (7, 7), (4, 4)]
+    >>> codes = ae.encode(torch.zeros(4, 784))
+    >>> codes.shape, ae.decode(codes).shape
+    (torch.Size([4, 10]), torch.Size([4, 784]))
     """
 
     def __init__(
@@ -356,82 +416,38 @@ class ConvAutoencoder(nn.Module):
         dropout: float = 0.0,
         batch_norm: bool = False,
     ) -> None:
-        super().__init__()
         c, h, w = resolve_image_shape(image_shape, n_features)
         latent_dim = _check_positive_int(latent_dim, "latent_dim")
         channels = _check_int_sequence(channels, "channels", allow_empty=False)
         kernel_size = _check_positive_int(kernel_size, "kernel_size")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd, got {kernel_size}.")
-        dropout = _check_dropout(dropout)
-        make_activation(activation)
-        out_act = _make_output_activation(output_activation)
-        batch_norm = bool(batch_norm)
+        dropout, out_act = _check_layer_options(activation, output_activation, dropout)
+        super().__init__()
 
         self.image_shape = (c, h, w)
         self.n_features = c * h * w
         self.latent_dim = latent_dim
-        pad, stride = kernel_size // 2, 2
-
-        # Encoder: stride-2 convolutions; record every spatial size on the way.
-        sizes = [(h, w)]
-        enc: list[nn.Module] = []
-        in_ch = c
-        for out_ch in channels:
-            enc.append(nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=pad))
-            if batch_norm:
-                enc.append(nn.BatchNorm2d(out_ch))
-            enc.append(make_activation(activation))
-            if dropout > 0:
-                enc.append(nn.Dropout(dropout))
-            hh, ww = sizes[-1]
-            sizes.append(
-                (_conv_out(hh, kernel_size, stride, pad), _conv_out(ww, kernel_size, stride, pad))
-            )
-            in_ch = out_ch
-        self.spatial_sizes = sizes
-        bottom_h, bottom_w = sizes[-1]
+        after_2d = functools.partial(
+            _after_hidden,
+            activation=activation,
+            dropout=dropout,
+            norm=nn.BatchNorm2d if batch_norm else None,
+        )
+        self.conv_encoder, self.spatial_sizes = _conv_encoder(
+            c, (h, w), channels, kernel_size, after_2d
+        )
+        bottom_h, bottom_w = self.spatial_sizes[-1]
         n_flat = channels[-1] * bottom_h * bottom_w
-
-        self.conv_encoder = nn.Sequential(*enc)
         self.fc_encoder = nn.Linear(n_flat, latent_dim)
-
-        dec_fc: list[nn.Module] = [nn.Linear(latent_dim, n_flat)]
-        if batch_norm:
-            dec_fc.append(nn.BatchNorm1d(n_flat))
-        dec_fc.append(make_activation(activation))
-        if dropout > 0:
-            dec_fc.append(nn.Dropout(dropout))
-        self.fc_decoder = nn.Sequential(*dec_fc)
-
-        # Decoder: transposed convolutions back up through the recorded sizes.
-        # A stride-2 transposed convolution maps n to 2n - 1 + output_padding
-        # (odd kernel, padding k // 2): output_padding in {0, 1} hits any size.
-        dec: list[nn.Module] = []
-        out_channels = [*channels[-2::-1], c]
-        for i, out_ch in enumerate(out_channels):
-            (in_h, in_w), (tgt_h, tgt_w) = sizes[-1 - i], sizes[-2 - i]
-            out_pad = (tgt_h - (2 * in_h - 1), tgt_w - (2 * in_w - 1))
-            dec.append(
-                nn.ConvTranspose2d(
-                    in_ch,
-                    out_ch,
-                    kernel_size,
-                    stride=stride,
-                    padding=pad,
-                    output_padding=out_pad,
-                )
-            )
-            if i < len(out_channels) - 1:
-                if batch_norm:
-                    dec.append(nn.BatchNorm2d(out_ch))
-                dec.append(make_activation(activation))
-                if dropout > 0:
-                    dec.append(nn.Dropout(dropout))
-            in_ch = out_ch
+        self.fc_decoder = nn.Sequential(
+            *_hidden_block(latent_dim, n_flat, activation, dropout, bool(batch_norm))
+        )
+        self.conv_decoder = _conv_decoder(
+            [*channels[::-1], c], self.spatial_sizes[::-1], kernel_size, after_2d
+        )
         if out_act is not None:
-            dec.append(out_act)
-        self.conv_decoder = nn.Sequential(*dec)
+            self.conv_decoder.append(out_act)
         self._bottom_shape = (channels[-1], bottom_h, bottom_w)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -612,3 +628,36 @@ def build_module(
         )
     check_autoencoder(built, n_features)
     return built
+
+
+def network_from_params(params: Mapping[str, Any], n_features: int) -> nn.Module:
+    """The untrained autoencoder that an estimator's parameters describe.
+
+    ``params`` is ``AutoencoderKMeans.get_params()``: ``module`` (and
+    ``module_kwargs``) when set; else a :class:`ConvAutoencoder` for
+    ``architecture='conv'`` (or ``'auto'`` with ``image_shape``), an
+    :class:`MLPAutoencoder` otherwise.
+    """
+    if params["module"] is not None:
+        return build_module(params["module"], params["module_kwargs"], n_features)
+    options = {
+        k: params[k] for k in ("activation", "output_activation", "dropout", "batch_norm")
+    }
+    architecture, image_shape = params["architecture"], params["image_shape"]
+    if architecture == "conv" or (architecture == "auto" and image_shape is not None):
+        shape = resolve_image_shape(image_shape, n_features)
+        channels = _int_sequence(params, "conv_channels", allow_empty=False)
+        return ConvAutoencoder(shape, params["latent_dim"], channels=channels, **options)
+    if image_shape is not None:
+        resolve_image_shape(image_shape, n_features)  # still validate it
+    hidden = _int_sequence(params, "hidden_layer_sizes", allow_empty=True)
+    return MLPAutoencoder(n_features, hidden, params["latent_dim"], **options)
+
+
+def _int_sequence(params: Mapping[str, Any], name: str, *, allow_empty: bool) -> tuple[int, ...]:
+    value = params[name]
+    sizes = np.asarray(value, dtype=object).ravel()
+    ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
+    if not ok or (not allow_empty and sizes.size == 0):
+        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}.")
+    return tuple(int(s) for s in sizes)

@@ -581,52 +581,38 @@ _LOADER_DOC = """Load the {title} images, scaled to [0, 1].
     """
 
 
-def load_mnist(
-    path: str | os.PathLike | None = None,
-    *,
-    subset: str = "test",
-    data_home: str | os.PathLike | None = None,
-    download: bool = False,
-    return_X_y: bool = False,
-    as_frame: bool = False,
-):
-    return _load("mnist", "load_mnist", path, subset, data_home, download, return_X_y, as_frame)
+def _make_loader(name: str, loader: str, **doc: str):
+    """The public loader of data set ``name``: one code, its own name and docstring."""
+
+    def load(
+        path: str | os.PathLike | None = None,
+        *,
+        subset: str = "test",
+        data_home: str | os.PathLike | None = None,
+        download: bool = False,
+        return_X_y: bool = False,
+        as_frame: bool = False,
+    ):
+        return _load(name, loader, path, subset, data_home, download, return_X_y, as_frame)
+
+    load.__name__ = load.__qualname__ = loader
+    load.__doc__ = _LOADER_DOC.format(name=name, loader=loader, **doc)
+    return load
 
 
-def load_fashion_mnist(
-    path: str | os.PathLike | None = None,
-    *,
-    subset: str = "test",
-    data_home: str | os.PathLike | None = None,
-    download: bool = False,
-    return_X_y: bool = False,
-    as_frame: bool = False,
-):
-    return _load(
-        "fashion-mnist",
-        "load_fashion_mnist",
-        path,
-        subset,
-        data_home,
-        download,
-        return_X_y,
-        as_frame,
-    )
-
-
-load_mnist.__doc__ = _LOADER_DOC.format(
+load_mnist = _make_loader(
+    "mnist",
+    "load_mnist",
     title="MNIST handwritten digit",
-    name="mnist",
     system="``/usr/share/datasets/mnist``",
-    loader="load_mnist",
     note="MNIST is by Y. LeCun, C. Cortes and C. J. C. Burges (LeCun et al., 1998), "
     "licensed CC BY-SA 3.0; see ``DESCR``.",
 )
-load_fashion_mnist.__doc__ = _LOADER_DOC.format(
+load_fashion_mnist = _make_loader(
+    "fashion-mnist",
+    "load_fashion_mnist",
     title="Fashion-MNIST article",
-    name="fashion-mnist",
     system="``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``)",
-    loader="load_fashion_mnist",
     note="Fashion-MNIST is by H. Xiao, K. Rasul and R. Vollgraf (Xiao et al., 2017), "
     "MIT-licensed by Zalando SE; see ``DESCR``.",
 )

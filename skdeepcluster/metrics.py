@@ -9,6 +9,9 @@ gathered by :func:`clustering_scores`.
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
@@ -26,6 +29,36 @@ __all__ = [
     "clustering_scores",
     "match_labels",
 ]
+
+
+def _fill_doc(**fragments: str):
+    """Decorator: replace each ``%(name)s`` line of a docstring by ``fragments[name]``.
+
+    A fragment is written without indentation and takes that of the line it
+    replaces, so that one text serves every docstring that needs it (as the
+    docstring templates of matplotlib and MNE do). Used by :mod:`.plotting` too.
+    """
+
+    def decorate(func):
+        func.__doc__ = re.sub(
+            r"^([ \t]*)%\((\w+)\)s[ \t]*$",
+            lambda match: textwrap.indent(fragments[match.group(2)], match.group(1)),
+            func.__doc__,
+            flags=re.MULTILINE,
+        )
+        return func
+
+    return decorate
+
+
+#: The two parameters of every metric, shared by their docstrings.
+_LABELS_PARAMETERS = """\
+y_true : array-like of shape (n_samples,)
+    Ground-truth classes.
+y_pred : array-like of shape (n_samples,)
+    Cluster labels; their number may differ from the number of classes."""
+
+_labels_doc = _fill_doc(labels=_LABELS_PARAMETERS)
 
 
 def _check_labels(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -46,21 +79,19 @@ def _matching(y_true: np.ndarray, y_pred: np.ndarray):
     return classes, clusters, table, rows, cols
 
 
+@_labels_doc
 def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Clustering accuracy with the best one-to-one cluster-to-class matching.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground-truth classes.
-    y_pred : array-like of shape (n_samples,)
-        Cluster labels. The number of clusters may differ from the number of
-        classes; unmatched clusters count as errors.
+    %(labels)s
 
     Returns
     -------
     accuracy : float
-        Fraction of samples whose cluster is matched to their class, in [0, 1].
+        Fraction of samples whose cluster is matched to their class, in [0, 1];
+        unmatched clusters count as errors.
 
     See Also
     --------
@@ -79,6 +110,7 @@ def cluster_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float(table[rows, cols].sum() / y_true.shape[0])
 
 
+@_labels_doc
 def match_labels(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Rename clusters to the classes they are matched to.
 
@@ -88,10 +120,7 @@ def match_labels(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground-truth classes.
-    y_pred : array-like of shape (n_samples,)
-        Cluster labels.
+    %(labels)s
 
     Returns
     -------
@@ -116,15 +145,13 @@ def match_labels(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     return mapped[np.searchsorted(clusters, y_pred)]
 
 
+@_labels_doc
 def clustering_scores(y_true: ArrayLike, y_pred: ArrayLike) -> dict[str, float]:
     """Accuracy (Hungarian), NMI and ARI of a clustering in one dictionary.
 
     Parameters
     ----------
-    y_true : array-like of shape (n_samples,)
-        Ground-truth classes.
-    y_pred : array-like of shape (n_samples,)
-        Cluster labels.
+    %(labels)s
 
     Returns
     -------

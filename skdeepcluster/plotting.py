@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from .metrics import _check_labels, _matching, cluster_accuracy
+from .metrics import _check_labels, _fill_doc, _matching, cluster_accuracy
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -45,6 +45,17 @@ __all__ = [
 _MAX_LEGEND_ENTRIES = 20
 
 _EMBEDDING_METHODS = ("auto", "pca", "tsne", "none")
+
+#: Docstring parts that the plotting functions share: their ``%(name)s`` lines are
+#: filled in at the end of this module (see ``_fill_doc``).
+_plot_doc = _fill_doc(
+    ax="ax : matplotlib Axes, optional\n    Axes to draw on; a new figure is created when None.",
+    fig="fig : matplotlib Figure or SubFigure, optional\n"
+    "    Empty figure to draw on; a new one is created when None.",
+    # Examples draw off screen, so that they run anywhere (doctests included).
+    example_setup='>>> import matplotlib\n>>> matplotlib.use("Agg")\n'
+    ">>> import matplotlib.pyplot as plt",
+)
 
 
 # --------------------------------------------------------------------- helpers
@@ -184,8 +195,7 @@ def plot_embedding(
         :class:`~sklearn.manifold.TSNE`, or ``'none'`` (plot the first two
         dimensions). ``'auto'`` is ``'none'`` for embeddings with at most two
         dimensions and ``'pca'`` otherwise. A 1-D embedding is drawn on a line.
-    ax : matplotlib Axes, optional
-        Axes to draw on; a new figure is created when None.
+    %(ax)s
     random_state : int, RandomState instance or None, default=None
         Seeds t-SNE and the subsampling (which uses seed 0 when None, so the
         same points are always shown).
@@ -208,9 +218,7 @@ def plot_embedding(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    %(example_setup)s
     >>> from sklearn.datasets import make_blobs
     >>> from skdeepcluster.plotting import plot_embedding
     >>> Z, y = make_blobs(n_samples=100, centers=3, n_features=5, random_state=0)
@@ -225,7 +233,46 @@ def plot_embedding(
     if method not in _EMBEDDING_METHODS:
         raise ValueError(f"method must be one of {_EMBEDDING_METHODS}, got {method!r}.")
     max_points = _check_positive_int(max_points, "max_points")
+    embedding, labels, centers, legend_title = _embedding_inputs(
+        embedding_or_estimator, X, labels
+    )
+    n_dims = embedding.shape[1]
+    if embedding.shape[0] > max_points:
+        rng = check_random_state(0 if random_state is None else random_state)
+        keep = np.sort(rng.choice(embedding.shape[0], size=max_points, replace=False))
+        embedding = embedding[keep]
+        labels = labels[keep] if labels is not None else None
+    if method == "auto":
+        method = "none" if n_dims <= 2 else "pca"
+    points, centers, axis_labels = _project_2d(embedding, centers, method, random_state)
 
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
+    kwargs = {"s": 12 if len(points) <= 2000 else 4, "alpha": 0.8, "linewidths": 0}
+    kwargs.update(scatter_kwargs)
+    _scatter_by_label(ax, plt, points, labels, legend_title, kwargs)
+    if centers is not None:
+        ax.scatter(
+            centers[:, 0],
+            centers[:, 1],
+            marker="X",
+            s=160,
+            c="black",
+            edgecolors="white",
+            linewidths=1.5,
+            label="centres",
+            zorder=3,
+        )
+    _add_legend(ax, legend_title)
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
+    if n_dims == 1 and method == "none":
+        ax.set_yticks([])
+    return ax
+
+
+def _embedding_inputs(embedding_or_estimator: Any, X, labels):
+    """The embedding, labels (or None), centres (or None) and legend title to plot."""
     centers = None
     legend_title = "label"
     if _is_estimator(embedding_or_estimator):
@@ -249,99 +296,74 @@ def plot_embedding(
                 "as the first argument to embed X."
             )
         embedding = check_array(embedding_or_estimator, dtype=np.float64, input_name="embedding")
-
-    n_samples, n_dims = embedding.shape
     if labels is not None:
         labels = column_or_1d(labels, warn=False)
-        if labels.shape[0] != n_samples:
+        if labels.shape[0] != embedding.shape[0]:
             raise ValueError(
-                f"labels has {labels.shape[0]} entries but the embedding has {n_samples} samples."
+                f"labels has {labels.shape[0]} entries but the embedding has "
+                f"{embedding.shape[0]} samples."
             )
+    return embedding, labels, centers, legend_title
 
-    if n_samples > max_points:
-        rng = check_random_state(0 if random_state is None else random_state)
-        keep = np.sort(rng.choice(n_samples, size=max_points, replace=False))
-        embedding = embedding[keep]
-        labels = labels[keep] if labels is not None else None
 
-    if method == "auto":
-        method = "none" if n_dims <= 2 else "pca"
-    if method == "none":
-        if n_dims == 1:
-            points = np.column_stack([embedding[:, 0], np.zeros(len(embedding))])
-            if centers is not None:
-                centers = np.column_stack([centers[:, 0], np.zeros(len(centers))])
-            axis_labels = ("dim 1", "")
-        else:
-            points = embedding[:, :2]
-            centers = centers[:, :2] if centers is not None else None
-            axis_labels = ("dim 1", "dim 2")
-    elif method == "pca":
-        if n_dims < 2:
+def _project_2d(embedding: np.ndarray, centers, method: str, random_state):
+    """Points and centres (or None) in 2-D by ``method``, with the two axis labels."""
+    if method == "none":  # a 1-D embedding is drawn on the line y = 0
+        centers = _first_two(centers) if centers is not None else None
+        return _first_two(embedding), centers, ("dim 1", "dim 2" if embedding.shape[1] > 1 else "")
+    if method == "pca":
+        if embedding.shape[1] < 2:
             raise ValueError("method='pca' needs an embedding with at least 2 dimensions.")
         from sklearn.decomposition import PCA
 
         pca = PCA(n_components=2, svd_solver="full").fit(embedding)
-        points = pca.transform(embedding)
         centers = pca.transform(centers) if centers is not None else None
         ratio = pca.explained_variance_ratio_
         axis_labels = (f"PC 1 ({ratio[0]:.0%})", f"PC 2 ({ratio[1]:.0%})")
-    else:
-        from sklearn.manifold import TSNE
+        return pca.transform(embedding), centers, axis_labels
+    from sklearn.manifold import TSNE
 
-        perplexity = min(30.0, max((len(embedding) - 1) / 3.0, 1.0))
-        if len(embedding) <= perplexity:
-            raise ValueError(f"method='tsne' needs at least 3 samples, got {len(embedding)}.")
-        points = TSNE(
-            n_components=2, perplexity=perplexity, init="pca", random_state=random_state
-        ).fit_transform(embedding)
-        centers = None
-        axis_labels = ("t-SNE 1", "t-SNE 2")
+    perplexity = min(30.0, max((len(embedding) - 1) / 3.0, 1.0))
+    if len(embedding) <= perplexity:
+        raise ValueError(f"method='tsne' needs at least 3 samples, got {len(embedding)}.")
+    points = TSNE(
+        n_components=2, perplexity=perplexity, init="pca", random_state=random_state
+    ).fit_transform(embedding)
+    return points, None, ("t-SNE 1", "t-SNE 2")  # t-SNE cannot place new points
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
-    kwargs = {"s": 12 if len(points) <= 2000 else 4, "alpha": 0.8, "linewidths": 0}
-    kwargs.update(scatter_kwargs)
 
+def _first_two(points: np.ndarray) -> np.ndarray:
+    """The first two columns of ``points``, with zeros as the second when there is one."""
+    if points.shape[1] >= 2:
+        return points[:, :2]
+    return np.column_stack([points[:, 0], np.zeros(len(points))])
+
+
+def _scatter_by_label(ax, plt, points: np.ndarray, labels, legend_title: str, kwargs) -> None:
+    """One scatter per label (up to 20 categories), else one coloured by a colour bar."""
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], **kwargs)
+        return
+    classes, codes = np.unique(labels, return_inverse=True)
+    if _is_categorical(labels, len(classes)):
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, value in enumerate(classes):
+            mask = codes == i
+            ax.scatter(points[mask, 0], points[mask, 1], color=cmap(i), label=str(value), **kwargs)
     else:
-        classes, codes = np.unique(labels, return_inverse=True)
-        if _is_categorical(labels, len(classes)):
-            cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-            for i, value in enumerate(classes):
-                mask = codes == i
-                ax.scatter(
-                    points[mask, 0], points[mask, 1], color=cmap(i), label=str(value), **kwargs
-                )
-        else:
-            values = labels if labels.dtype.kind in "iufb" else codes
-            mappable = ax.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", **kwargs)
-            ax.figure.colorbar(mappable, ax=ax, label=legend_title)
+        values = labels if labels.dtype.kind in "iufb" else codes
+        mappable = ax.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", **kwargs)
+        ax.figure.colorbar(mappable, ax=ax, label=legend_title)
 
-    if centers is not None:
-        ax.scatter(
-            centers[:, 0],
-            centers[:, 1],
-            marker="X",
-            s=160,
-            c="black",
-            edgecolors="white",
-            linewidths=1.5,
-            label="centres",
-            zorder=3,
-        )
-    if ax.get_legend_handles_labels()[1]:
-        legend = ax.legend(title=legend_title, fontsize="small", loc="best")
-        handles = getattr(legend, "legend_handles", None) or legend.legendHandles
-        for handle, text in zip(handles, legend.get_texts(), strict=False):
-            if hasattr(handle, "set_sizes"):  # uniform, readable markers in the legend
-                handle.set_sizes([60 if text.get_text() == "centres" else 25])
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    if n_dims == 1 and method == "none":
-        ax.set_yticks([])
-    return ax
+
+def _add_legend(ax, title: str) -> None:
+    """A legend for the labelled artists, with uniform, readable markers."""
+    if not ax.get_legend_handles_labels()[1]:
+        return
+    legend = ax.legend(title=title, fontsize="small", loc="best")
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
+        if hasattr(handle, "set_sizes"):
+            handle.set_sizes([60 if text.get_text() == "centres" else 25])
 
 
 # ------------------------------------------------------------- reconstructions
@@ -369,8 +391,7 @@ def plot_reconstructions(
         is drawn as a line plot of its features.
     n : int, default=8
         Number of samples (columns); clipped to ``n_samples``.
-    fig : matplotlib Figure or SubFigure, optional
-        Empty figure to draw on; a new one is created when None.
+    %(fig)s
 
     Returns
     -------
@@ -379,9 +400,7 @@ def plot_reconstructions(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    %(example_setup)s
     >>> from sklearn.datasets import load_digits
     >>> from skdeepcluster import AutoencoderKMeans
     >>> from skdeepcluster.plotting import plot_reconstructions
@@ -458,8 +477,7 @@ def plot_cluster_montage(
         (fewer when the cluster is smaller).
     random_state : int, RandomState instance or None, default=None
         Seeds the choice of images.
-    fig : matplotlib Figure or SubFigure, optional
-        Empty figure to draw on; a new one is created when None.
+    %(fig)s
 
     Returns
     -------
@@ -470,9 +488,7 @@ def plot_cluster_montage(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    %(example_setup)s
     >>> from sklearn.datasets import load_digits
     >>> from skdeepcluster.plotting import plot_cluster_montage
     >>> X, y = load_digits(n_class=3, return_X_y=True)
@@ -531,8 +547,7 @@ def plot_loss_curve(
         A history dict with ``'train_loss'`` and optionally ``'val_loss'``
         and ``'refine_loss'`` (lists of per-epoch values), or a fitted
         estimator with such a ``history_`` attribute.
-    ax : matplotlib Axes, optional
-        Axes to draw on; a new figure is created when None.
+    %(ax)s
     log_scale : bool, default=True
         Logarithmic loss axis (used only when every plotted loss is > 0).
 
@@ -546,9 +561,7 @@ def plot_loss_curve(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    %(example_setup)s
     >>> from skdeepcluster.plotting import plot_loss_curve
     >>> history = {"train_loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.6, 0.4]}
     >>> ax = plot_loss_curve(history)
@@ -631,8 +644,7 @@ def plot_confusion_matrix(
         Ground-truth classes (rows).
     y_pred : array-like of shape (n_samples,)
         Cluster labels (columns, labelled with the cluster ids).
-    ax : matplotlib Axes, optional
-        Axes to draw on; a new figure is created when None.
+    %(ax)s
     normalize : bool or {'true', 'pred', 'all'}, default=False
         Show counts (False), or fractions over each true class (True or
         ``'true'``), each cluster (``'pred'``) or all samples (``'all'``).
@@ -648,9 +660,7 @@ def plot_confusion_matrix(
 
     Examples
     --------
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
+    %(example_setup)s
     >>> from skdeepcluster.plotting import plot_confusion_matrix
     >>> ax = plot_confusion_matrix([0, 0, 1, 1, 2, 2], [2, 2, 0, 0, 1, 0])
     >>> ax.get_title()
@@ -713,3 +723,14 @@ def plot_confusion_matrix(
     ax.set_ylabel("true class")
     ax.set_title(f"ACC = {accuracy:.3f}")
     return ax
+
+
+for _function in (
+    plot_embedding,
+    plot_reconstructions,
+    plot_cluster_montage,
+    plot_loss_curve,
+    plot_confusion_matrix,
+):
+    _plot_doc(_function)
+del _function

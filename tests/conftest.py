@@ -24,8 +24,10 @@ def digits():
     return X / 16.0, y
 
 
-#: Parameters that keep a fit in tests to a fraction of a second.
-FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64, refine_epochs=3)
+#: Parameters that keep a fit in tests to a fraction of a second. Refinement
+#: settings live on the strategy objects: where a test refines, it passes e.g.
+#: ``refine=IDEC(epochs=3)`` (an explicit strategy; ``refine='auto'`` is ``IDEC()``).
+FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
 
 
 @pytest.fixture

@@ -119,7 +119,8 @@ def test_cluster_npz_with_labels(tmp_path, x_key, y_key):
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metrics"]["accuracy"] > 0.5
-    assert summary["parameters"]["pca_components"] == 2
+    # --pca-components P is reducer=PCA(n_components=P, random_state=--random-state).
+    assert summary["parameters"]["reducer"] == "PCA(n_components=2, random_state=0)"
 
 
 def test_cluster_csv_with_header_and_named_labels(tmp_path):
@@ -146,7 +147,7 @@ def test_cluster_csv_without_header_label_index(tmp_path):
     assert summary["n_samples"] == 60 and summary["n_features"] == 6
     assert summary["metrics"] is not None
     # Without --label-column every column is a feature and there are no metrics.
-    code, out = run([str(tmp_path / "d.csv"), "-k", "3"], tmp_path)
+    code, out = run([str(tmp_path / "d.csv"), "-k", "3", "--overwrite"], tmp_path)
     summary = json.loads((out / "summary.json").read_text())
     assert code == 0 and summary["n_features"] == 7 and summary["metrics"] is None
 

@@ -9,15 +9,17 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import StandardScaler
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
-from skdeepcluster._neighbor_embedding import (
-    _membership,
+from skdeepcluster.embedding import (
     fuzzy_neighbor_graph,
     interpolate_embedding,
     knn_search,
     layout_curve_params,
 )
+from skdeepcluster.embedding._graph import _membership
+from skdeepcluster.embedding._unique import unique_rows
 from skdeepcluster.metrics import cluster_accuracy
 
 
@@ -38,7 +40,7 @@ def test_knn_search_matches_sklearn():
 
 def test_knn_search_in_blocks(monkeypatch):
     """Tiny blocks give the same neighbours as one block."""
-    import skdeepcluster._neighbor_embedding as ne
+    import skdeepcluster.embedding._neighbors as ne
 
     rng = np.random.default_rng(1)
     X = torch.from_numpy(rng.normal(size=(500, 4)).astype(np.float32))
@@ -47,6 +49,34 @@ def test_knn_search_in_blocks(monkeypatch):
     blocked = knn_search(X, X, 4, exclude_self=True)
     torch.testing.assert_close(whole[0], blocked[0])
     torch.testing.assert_close(whole[1], blocked[1])
+
+
+def test_knn_search_breaks_ties_by_index():
+    data = torch.tensor([[2.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, -2.0]])
+    dist, index = knn_search(torch.zeros((1, 2)), data, 4)
+    np.testing.assert_array_equal(index.numpy(), [[1, 2, 3, 0]])
+    np.testing.assert_array_equal(dist.numpy(), [[1.0, 1.0, 1.0, 2.0]])
+
+
+def test_knn_search_does_not_depend_on_the_batch(digits):
+    """The matrix product's rounding depends on the rows computed together; the result does not."""
+    X = torch.from_numpy(StandardScaler().fit_transform(digits[0]).astype(np.float32))
+    data, queries = X[:500], X[400:700]
+    dist, index = knn_search(queries, data, 15)
+    for size in (1, 3, 7):
+        parts = [knn_search(queries[i : i + size], data, 15) for i in range(0, 300, size)]
+        torch.testing.assert_close(torch.cat([p[0] for p in parts]), dist, rtol=0, atol=0)
+        torch.testing.assert_close(torch.cat([p[1] for p in parts]), index, rtol=0, atol=0)
+
+
+def test_unique_rows_in_order_of_first_occurrence():
+    X = np.array([[1, 2], [0, -0.0], [1, 2], [3, 4], [-0.0, 0]], dtype=np.float32)
+    unique, inverse = unique_rows(X)
+    np.testing.assert_array_equal(unique, [[1, 2], [0, 0], [3, 4]])  # -0.0 == 0.0
+    np.testing.assert_array_equal(inverse, [0, 1, 0, 2, 1])
+    distinct = X[[0, 1, 3]]
+    unique, inverse = unique_rows(distinct)
+    assert unique is distinct and np.array_equal(inverse, [0, 1, 2])
 
 
 def test_membership_sums_to_log2_k():
@@ -125,6 +155,91 @@ def test_interpolation_of_a_point_between_two():
     torch.testing.assert_close(out[2], torch.tensor([2.0, 1.0]))  # equidistant: the mean
 
 
+def test_identical_rows_are_one_node(blobs5):
+    X = blobs5[0][:200]
+    # Row 0 fifty times and rows 1-4 three times each, the copies after the distinct rows.
+    rows = np.concatenate([np.arange(200), np.zeros(49, dtype=int), np.repeat(np.arange(1, 5), 2)])
+    ne = NeighborEmbedding(random_state=0).fit(X[rows])
+    # One node per distinct row: the layout of X alone, broadcast to the copies.
+    alone = NeighborEmbedding(random_state=0).fit(X)
+    np.testing.assert_array_equal(ne.embedding_, alone.embedding_[rows])
+    np.testing.assert_array_equal(ne.transform(X[rows]), ne.embedding_)
+    np.testing.assert_array_equal(ne.fit_transform(X[rows]), ne.embedding_)
+
+
+def test_identical_rows_get_identical_embeddings(blobs5):
+    X, new = blobs5[0][:200], blobs5[0][200:210]
+    rows = np.random.default_rng(0).permutation(np.concatenate([np.arange(200), np.zeros(49, int)]))
+    X = X[rows]
+    X[rows == 0] = np.nextafter(X[rows == 0], np.inf)  # one float64 ulp away ...
+    X[np.flatnonzero(rows == 0)[::2]] = blobs5[0][0]
+    assert len(np.unique(X.astype(np.float32), axis=0)) == 200  # ... the same in float32
+    ne = NeighborEmbedding(random_state=0)
+    E = ne.fit_transform(X)
+    np.testing.assert_array_equal(E, ne.embedding_)
+    np.testing.assert_array_equal(E[rows == 0], np.repeat(E[rows == 0][:1], 50, axis=0))
+    np.testing.assert_array_equal(ne.transform(blobs5[0][[0, 0]]), E[rows == 0][:2])
+    # Identical new rows, anywhere in a batch, get one embedding too.
+    T = ne.transform(np.vstack([new, X[:3], new[::-1]]))
+    np.testing.assert_array_equal(T[:10], T[13:][::-1])
+    np.testing.assert_array_equal(T[10:13], E[:3])
+
+
+def test_transform_is_continuous_at_the_training_samples(blobs5):
+    """A difference from a training sample that survives float32 moves it by almost nothing."""
+    X = blobs5[0].copy()
+    X[:, 3] = 0.0  # e.g. a standardized constant feature
+    ne = NeighborEmbedding(random_state=0).fit(X)
+    spread = np.ptp(ne.embedding_, axis=0).max()
+    for eps in (1e-17, 1e-12, 1e-8):
+        near = X[:1].copy()
+        near[0, 3] = eps
+        assert np.abs(ne.transform(near) - ne.embedding_[:1]).max() < 1e-6 * spread
+    # Far from every training sample (beyond 1e-3 of the neighbourhood): the fuzzy mean.
+    far = X[:1].copy()
+    far[0, 3] = 0.1
+    assert np.abs(ne.transform(far) - ne.embedding_[:1]).max() > 1e-3 * spread
+
+
+def test_transform_does_not_depend_on_the_batch(digits, monkeypatch):
+    """transform(X)[i] == transform(X[i:i+1])[0] exactly, for training and new rows."""
+    import skdeepcluster.embedding._neighbors as neighbors
+
+    X = StandardScaler().fit_transform(digits[0])
+    ne = NeighborEmbedding(random_state=0).fit(X[:500])
+    queries = X[400:700]  # 100 training rows, 200 new ones
+    whole = ne.transform(queries)
+    np.testing.assert_array_equal(whole[:100], ne.embedding_[400:])
+    for size in (1, 2, 7):
+        parts = [ne.transform(queries[i : i + size]) for i in range(0, 300, size)]
+        np.testing.assert_array_equal(np.vstack(parts), whole)
+    monkeypatch.setattr(neighbors, "_KNN_BLOCK_ENTRIES", 1)  # 64 rows per block
+    np.testing.assert_array_equal(ne.transform(queries), whole)
+
+
+@pytest.mark.parametrize("n_samples", [2, 5, 40])
+@pytest.mark.parametrize("n_components", [2, 12])
+def test_all_rows_identical(n_samples, n_components):
+    X = np.tile([[1.0, -2.0, 3.0]], (n_samples, 1))
+    ne = NeighborEmbedding(n_components=n_components, random_state=0)
+    E = ne.fit_transform(X)
+    assert E.shape == (n_samples, n_components) and np.all(np.isfinite(E))
+    # One point: that of the single row on its own.
+    single = NeighborEmbedding(n_components=n_components, random_state=0).fit_transform(X[:1])
+    np.testing.assert_array_equal(E, np.repeat(single, n_samples, axis=0))
+    # With one node, every sample is placed on it.
+    np.testing.assert_array_equal(ne.transform([[0.0, 0.0, 0.0], [1.0, -2.0, 3.0]]), E[:2])
+
+
+def test_max_samples_with_identical_rows(blobs5):
+    X = blobs5[0][np.repeat(np.arange(100), 4)]  # every row four times
+    ne = NeighborEmbedding(n_components=2, max_samples=150, random_state=0).fit(X)
+    assert ne.embedding_.shape == (150, 2)
+    E = ne.transform(X)
+    np.testing.assert_array_equal(E[ne.fit_indices_], ne.embedding_)
+    np.testing.assert_array_equal(E, np.repeat(E[::4], 4, axis=0))
+
+
 @pytest.mark.parametrize("n_samples", [1, 2, 3])
 def test_tiny_data(n_samples):
     X = np.arange(n_samples * 3, dtype=float).reshape(n_samples, 3)
@@ -175,10 +290,11 @@ def test_n_epochs_sets_the_number_of_steps(blobs5):
     ne = NeighborEmbedding(n_epochs=0, init="random", random_state=0).fit(blobs5[0])
     # No optimisation: the (random) initial layout is kept, inside the box.
     assert ne.embedding_.min() >= 0 and ne.embedding_.max() <= 10
-    assert NeighborEmbedding()._n_steps(8192) == 500
-    assert NeighborEmbedding()._n_steps(100_000) == math.ceil(50 * 100_000 / 8192)
-    assert NeighborEmbedding(n_epochs=100, batch_size=1000)._n_steps(5000) == 500
-    assert NeighborEmbedding(n_epochs=3)._n_steps(100) == 3  # one batch = the whole graph
+    assert NeighborEmbedding()._schedule(8192) == (8192, 500)
+    assert NeighborEmbedding()._schedule(100_000) == (8192, math.ceil(50 * 100_000 / 8192))
+    assert NeighborEmbedding(n_epochs=100, batch_size=1000)._schedule(5000) == (1000, 500)
+    assert NeighborEmbedding(n_epochs=3)._schedule(100) == (100, 3)  # one batch = the whole graph
+    assert NeighborEmbedding()._schedule(0) == (1, 500)  # no graph (one distinct sample)
 
 
 def test_default_reducer_of_the_estimator(digits):

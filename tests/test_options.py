@@ -14,8 +14,10 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
-from skdeepcluster import AutoencoderKMeans, ConvAutoencoder, MLPAutoencoder
+from skdeepcluster import AutoencoderKMeans, ConvAutoencoder, MLPAutoencoder, NeighborEmbedding
 from skdeepcluster.metrics import cluster_accuracy
+from skdeepcluster.refine import DEC, IDEC, KMeansLoss
+from skdeepcluster.training import GradientNormClipping, LRScheduler
 
 from .conftest import FAST
 
@@ -199,10 +201,37 @@ def test_umap_reducer(blobs):
     assert cluster_accuracy(y, model.labels_) > 0.9
 
 
-def test_reducer_and_pca_components_conflict(blobs):
+@pytest.mark.parametrize(
+    "reducer", [PCA(n_components=2, whiten=True), NeighborEmbedding(n_components=2), Doubler()]
+)
+def test_refine_with_a_non_affine_reducer_is_rejected(blobs, reducer):
     X, _ = blobs
-    with pytest.raises(ValueError, match="pca_components and reducer"):
-        make(reducer=PCA(2), pca_components=2).fit(X)
+    model = make(reducer=reducer, refine=IDEC(epochs=3))
+    with pytest.raises(ValueError, match="cannot be combined with reducer"):
+        model.fit(X)
+    assert not hasattr(model, "labels_")
+    # refine='auto' steps aside instead: no refinement through a non-affine reducer.
+    model = make(reducer=reducer, refine="auto").fit(X)
+    assert "refine_loss" not in model.history_
+
+
+@pytest.mark.parametrize(
+    "strategy, match",
+    [
+        (IDEC(gamma=-1), "gamma"),
+        (IDEC(epochs=0), "epochs"),
+        (DEC(learning_rate=0), "learning_rate"),
+        (DEC(update_interval=0), "update_interval"),
+        (KMeansLoss(lambda_=-1), "lambda_"),
+        (KMeansLoss(tol=-0.1), "tol"),
+    ],
+)
+def test_bad_refinement_strategy_is_rejected_at_fit(blobs, strategy, match):
+    X, _ = blobs
+    model = make(refine=strategy)  # no validation in __init__, as in scikit-learn
+    with pytest.raises(ValueError, match=match):
+        model.fit(X)
+    assert not hasattr(model, "labels_")
 
 
 # ------------------------------------------------------------ clusterers
@@ -224,15 +253,21 @@ def test_clusterers(blobs, clusterer):
 
 
 # ------------------------------------------------------------ refinement
+REFINE = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
+
+
 @pytest.mark.parametrize("refine", ["kmeans", "dec", "idec"])
-@pytest.mark.parametrize("pca_components", [None, 2])
-def test_refinement_is_consistent(small_digits, refine, pca_components):
+@pytest.mark.parametrize("reducer", ["auto", PCA(n_components=2)], ids=["no-reducer", "pca"])
+def test_refinement_is_consistent(small_digits, refine, reducer):
     X, y = small_digits
+    strategy = REFINE[refine](epochs=10)
     model = AutoencoderKMeans(
         n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32,
-        refine=refine,
-        refine_epochs=10, pca_components=pca_components, random_state=0,
+        refine=strategy, reducer=reducer, random_state=0,
     ).fit(X)
+    assert model.reducer_ is None if reducer == "auto" else isinstance(model.reducer_, PCA)
+    assert model.get_params()["refine"] is strategy  # the parameter is not refitted ...
+    assert strategy.get_params() == REFINE[refine](epochs=10).get_params()  # ... nor changed
     history = model.history_
     assert len(history["refine_loss"]) >= 1
     assert np.isfinite(history["refine_loss"]).all()
@@ -248,8 +283,8 @@ def test_refinement_is_consistent(small_digits, refine, pca_components):
 def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, refine="kmeans",
-        refine_epochs=15, refine_tol=0, random_state=0,
+        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20,
+        refine=KMeansLoss(epochs=15, tol=0), random_state=0,
     ).fit(X)
     loss = model.history_["refine_loss"]
     assert loss[-1] < loss[0] * 1.5  # warm-up raises the weight; it must not blow up
@@ -259,7 +294,7 @@ def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
 def test_refinement_same_seed_same_labels(small_digits):
     X, _ = small_digits
     params = dict(n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=5,
-                  refine="idec", refine_epochs=5, random_state=3)
+                  refine=IDEC(epochs=5), random_state=3)
     a = AutoencoderKMeans(**params).fit(X)
     b = AutoencoderKMeans(**params).fit(X)
     np.testing.assert_array_equal(a.labels_, b.labels_)
@@ -277,8 +312,8 @@ def test_refinement_needs_kmeans_and_affine_second_stage(blobs):
 def test_refinement_with_diverging_learning_rate_stays_finite(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3, refine="kmeans",
-        refine_lambda=1e6, refine_learning_rate=1e6, optimizer="sgd", refine_epochs=10,
+        n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3,
+        refine=KMeansLoss(lambda_=1e6, learning_rate=1e6, epochs=10), optimizer="sgd",
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -311,8 +346,46 @@ def test_augment_needs_image_shape(blobs):
 
 
 def test_lr_schedule_is_passed_to_pretraining(blobs):
-    model = make(lr_schedule="cosine", epochs=4).fit(blobs[0])
+    scheduler = LRScheduler("cosine")
+    model = make(callbacks=[scheduler], epochs=4).fit(blobs[0])
     assert len(model.history_["train_loss"]) == 4
+    assert model.get_params()["callbacks"][0] is scheduler
+    assert not hasattr(scheduler, "scheduler_")  # the fit worked on a copy
     # partial_fit keeps the learning rate constant (one epoch per call).
-    model = make(lr_schedule="cosine").partial_fit(blobs[0]).partial_fit(blobs[0])
+    model = make(callbacks=[scheduler]).partial_fit(blobs[0]).partial_fit(blobs[0])
     assert model._optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_refinement_strategy_params_are_grid_searchable(small_digits):
+    X, _ = small_digits
+    model = AutoencoderKMeans(
+        n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3, epochs=2,
+        refine=IDEC(epochs=2), random_state=0,
+    )
+    assert model.get_params()["refine__gamma"] == 1.0
+    grid = GridSearchCV(model, {"refine__gamma": [0.1, 1.0]}, cv=2).fit(X)
+    assert grid.best_params_["refine__gamma"] in (0.1, 1.0)
+    assert grid.best_estimator_.refine.gamma == grid.best_params_["refine__gamma"]
+    assert model.refine.gamma == 1.0  # the search worked on clones
+
+
+@pytest.mark.parametrize("refine", ["kmeans", "dec", "idec"])
+def test_refine_shortcut_strings(blobs, refine):
+    model = make(refine=refine, callbacks=[GradientNormClipping(1.0)]).fit(blobs[0])
+    assert model.reducer_ is None  # an explicit refinement: no neighbour embedding
+    assert len(model.history_["refine_loss"]) >= 1
+    assert model.refine == refine
+
+
+def test_gradient_clipping_callback_acts_in_pretraining_and_refinement(small_digits):
+    X, _ = small_digits
+    params = dict(n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3,
+                  refine=KMeansLoss(epochs=3), random_state=0)
+    plain = AutoencoderKMeans(**params).fit(X)
+    clipped = AutoencoderKMeans(**params, callbacks=[GradientNormClipping(1e-3)]).fit(X)
+    assert clipped.history_["train_loss"] != plain.history_["train_loss"]
+    assert clipped.history_["refine_loss"] != plain.history_["refine_loss"]
+    pretrain_only = AutoencoderKMeans(
+        **params, callbacks=[GradientNormClipping(1e-3, stage="pretrain")]
+    ).fit(X)
+    assert pretrain_only.history_["train_loss"] == clipped.history_["train_loss"]

@@ -14,18 +14,24 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from skdeepcluster._networks import MLPAutoencoder
-from skdeepcluster._refine import (
-    _update_centers,
+from skdeepcluster.metrics import cluster_accuracy
+from skdeepcluster.refine import (
+    DEC,
+    IDEC,
+    KMeansLoss,
     affine_head,
     affine_head_from_sklearn,
     lambda_schedule,
-    refine_dec,
-    refine_kmeans,
     soft_assignment,
     target_distribution,
 )
-from skdeepcluster._training import encode_array, make_optimizer, train_autoencoder
-from skdeepcluster.metrics import cluster_accuracy
+from skdeepcluster.refine._kmeans_loss import _update_centers
+from skdeepcluster.training import (
+    GradientNormClipping,
+    encode_array,
+    make_optimizer,
+    train_autoencoder,
+)
 
 ADAM = functools.partial(make_optimizer, "adam", learning_rate=1e-3)
 CPU = torch.device("cpu")
@@ -64,22 +70,51 @@ def _labels(module, head, X, centers):
     return torch.cdist(E, torch.as_tensor(centers, dtype=E.dtype)).argmin(1).numpy()
 
 
-def _kmeans(setup, module=None, centers=None, **kwargs):
-    params = dict(epochs=4, batch_size=64, optimizer_factory=ADAM, generator=_gen())
+def _run_strategy(setup, strategy, module, centers, clip_grad_norm, kwargs):
+    params = dict(batch_size=64, optimizer_factory=ADAM, generator=_gen())
     params.update(kwargs)
+    if clip_grad_norm is not None:
+        params["callbacks"] = [GradientNormClipping(clip_grad_norm)]
     module = copy.deepcopy(setup["module"]) if module is None else module
     centers = setup["centers"] if centers is None else centers
-    c, h = refine_kmeans(module, setup["X"], centers, embed=setup["head"], **params)
+    c, h = strategy.refine(module, setup["X"], centers, embed=setup["head"], **params)
     return module, c, h
 
 
-def _dec(setup, module=None, centers=None, **kwargs):
-    params = dict(epochs=4, batch_size=64, optimizer_factory=ADAM, generator=_gen())
-    params.update(kwargs)
-    module = copy.deepcopy(setup["module"]) if module is None else module
-    centers = setup["centers"] if centers is None else centers
-    c, h = refine_dec(module, setup["X"], centers, embed=setup["head"], **params)
-    return module, c, h
+def _kmeans(
+    setup,
+    module=None,
+    centers=None,
+    *,
+    epochs=4,
+    lambda_=0.1,
+    warmup_epochs=5,
+    tol=1e-3,
+    clip_grad_norm=None,
+    **kwargs,
+):
+    """``KMeansLoss(...).refine`` on the setup (the defaults of the former ``refine_kmeans``)."""
+    strategy = KMeansLoss(lambda_, epochs=epochs, tol=tol, warmup_epochs=warmup_epochs)
+    return _run_strategy(setup, strategy, module, centers, clip_grad_norm, kwargs)
+
+
+def _dec(
+    setup,
+    module=None,
+    centers=None,
+    *,
+    epochs=4,
+    gamma=0.1,
+    alpha=1.0,
+    update_interval=10,
+    tol=1e-3,
+    clip_grad_norm=None,
+    **kwargs,
+):
+    """``DEC(...).refine`` (``gamma=0``) or ``IDEC(gamma, ...).refine`` on the setup."""
+    common = dict(epochs=epochs, tol=tol, update_interval=update_interval, alpha=alpha)
+    strategy = DEC(**common) if gamma == 0 else IDEC(gamma, **common)
+    return _run_strategy(setup, strategy, module, centers, clip_grad_norm, kwargs)
 
 
 def _finite(module):
@@ -342,3 +377,43 @@ def test_dec_validation(setup):
         _dec(setup, update_interval=0)
     with pytest.raises(ValueError, match="gamma"):
         _dec(setup, gamma=-1.0)
+
+
+# ------------------------------------------------------------ strategies
+def test_strategies_are_clonable_estimators():
+    from sklearn.base import clone
+
+    for strategy in (KMeansLoss(0.3, epochs=7), DEC(update_interval=4), IDEC(0.5, alpha=2.0)):
+        copy_ = clone(strategy)
+        assert copy_ is not strategy and copy_.get_params() == strategy.get_params()
+    assert IDEC(0.5).get_params()["gamma"] == 0.5
+    assert "gamma" not in DEC().get_params() and DEC.gamma == 0.0
+
+
+def test_dec_auto_update_interval_is_one_epoch(setup):
+    # 300 rows / 64 = 5 batches: targets at steps 0, 5 and 10 (the first is not compared).
+    strategy = DEC(epochs=3, tol=0.0, update_interval="auto")
+    _, _, h = _run_strategy(setup, strategy, None, None, None, {})
+    assert len(h["n_changed"]) == 2 and len(h["refine_loss"]) == 3
+
+
+def test_kmeans_warmup_is_clipped_to_the_epochs(setup):
+    strategy = KMeansLoss(1.0, epochs=2, tol=0.0, warmup_epochs=5)
+    _, _, h = _run_strategy(setup, strategy, None, None, None, {})
+    assert h["refine_lambda"] == pytest.approx([0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "strategy, match",
+    [
+        (KMeansLoss(-1.0), "lambda_"),
+        (KMeansLoss(epochs=0), "epochs"),
+        (DEC(learning_rate=0.0), "learning_rate"),
+        (DEC(update_interval="never"), "update_interval"),
+        (IDEC(alpha=0.0), "alpha"),
+        (DEC(tol=-1.0), "tol"),
+    ],
+)
+def test_strategy_parameter_validation(setup, strategy, match):
+    with pytest.raises(ValueError, match=match):
+        _run_strategy(setup, strategy, None, None, None, {})

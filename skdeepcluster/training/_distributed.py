@@ -3,7 +3,7 @@
 :func:`train_autoencoder_distributed` starts one process per device with
 ``torch.multiprocessing`` (spawn start method), wraps a copy of the module in
 :class:`~torch.nn.parallel.DistributedDataParallel` in each of them and runs
-the ordinary :func:`~skdeepcluster._training.train_autoencoder` loop on a
+the ordinary :func:`~skdeepcluster.training.train_autoencoder` loop on a
 shard of the data. The processes meet on the loopback interface only
 (``tcp://127.0.0.1:<free port>``), so nothing is exposed to the network.
 
@@ -36,10 +36,10 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.multiprocessing.spawn import ProcessContext, ProcessException
 
-from ._device import resolve_device
-from ._training import _check_training_params, make_optimizer, to_tensor, train_autoencoder
-
-__all__ = ["resolve_devices", "train_autoencoder_distributed"]
+from .._device import resolve_device
+from ._inference import to_tensor
+from ._optim import make_optimizer
+from ._pretrain import _check_training_params, train_autoencoder
 
 #: Keyword arguments of ``train_autoencoder`` that are forwarded unchanged.
 _FORWARDED = (
@@ -51,6 +51,7 @@ _FORWARDED = (
     "clip_grad_norm",
     "lr_schedule",
     "verbose",
+    "callbacks",
 )
 
 #: Seconds between two polls of the child processes by the parent.
@@ -133,87 +134,81 @@ def _loopback_interface() -> str | None:
     return None
 
 
-def _worker(
-    rank: int,
-    world_size: int,
-    init_method: str,
-    backend: str,
-    timeout: float,
-    devices: list[str],
-    workdir: str,
-    has_val: bool,
-    optimizer: str,
-    learning_rate: float,
-    weight_decay: float,
-    seed: int,
-    epochs: int,
-    batch_size: int,
-    train_kwargs: dict[str, Any],
-    num_threads: int | None,
-) -> None:
+def _worker(rank: int, config: dict[str, Any]) -> None:
     """Body of one process (rank) of :func:`train_autoencoder_distributed`.
 
-    Module-level so that the spawned children can import it.
+    Module-level so that the spawned children can import it. ``config`` holds
+    the arguments that every rank shares (see ``_worker_config``).
     """
     interface = _loopback_interface()
     if interface is not None:
         # Only in this child: gloo would otherwise pick the interface that the
         # host name resolves to, which may be unreachable (or not loopback).
         os.environ["GLOO_SOCKET_IFNAME"] = interface
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    device = torch.device(devices[rank])
+    if config["num_threads"] is not None:
+        torch.set_num_threads(config["num_threads"])
+    device = torch.device(config["devices"][rank])
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    # Dropout draws from the global generator: a different stream per rank.
-    torch.manual_seed(seed + rank)
-
+    # Each rank its own streams, spawned from the caller's seed: dropout draws
+    # from the global generator, batches and noise from the local one.
+    rank_seeds = np.random.SeedSequence(config["seed"]).spawn(config["world_size"])[rank]
+    dropout_seed, batch_seed = (int(s) for s in rank_seeds.generate_state(2, np.uint64))
+    torch.manual_seed(dropout_seed)
     dist.init_process_group(
-        backend,
-        init_method=init_method,
+        config["backend"],
+        init_method=config["init_method"],
         rank=rank,
-        world_size=world_size,
-        timeout=datetime.timedelta(seconds=timeout),
+        world_size=config["world_size"],
+        timeout=datetime.timedelta(seconds=config["timeout"]),
     )
     try:
-        module = torch.load(
-            os.path.join(workdir, "module.pt"), map_location="cpu", weights_only=False
-        ).to(device)
-        ddp = nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None
-        )
-        X = np.load(os.path.join(workdir, "X.npy"), mmap_mode="r")
-        per_rank = X.shape[0] // world_size
-        shard = to_tensor(X[rank::world_size][:per_rank], device)
-        del X
-        X_val = None
-        if has_val:
-            X_val = to_tensor(np.load(os.path.join(workdir, "X_val.npy")), device)
-        kwargs = dict(train_kwargs)
-        if rank != 0:
-            kwargs["verbose"] = 0
-        history = train_autoencoder(
-            ddp,
-            shard,
-            optimizer=make_optimizer(
-                optimizer,
-                ddp.parameters(),
-                learning_rate=learning_rate,
-                weight_decay=weight_decay,
-            ),
-            generator=torch.Generator().manual_seed(seed + rank),
-            X_val=X_val,
-            epochs=epochs,
-            batch_size=batch_size,
-            **kwargs,
-        )
+        history, ddp = _train_rank(rank, device, config, batch_seed)
         if rank == 0:
             state = {k: v.detach().cpu() for k, v in ddp.module.state_dict().items()}
-            partial = os.path.join(workdir, "result.pt.partial")
+            partial = os.path.join(config["workdir"], "result.pt.partial")
             torch.save({"state_dict": state, "history": history}, partial)
-            os.replace(partial, os.path.join(workdir, "result.pt"))
+            os.replace(partial, os.path.join(config["workdir"], "result.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def _train_rank(rank: int, device: torch.device, config: dict[str, Any], batch_seed: int):
+    """Load the module and this rank's shard, and train the DDP-wrapped module."""
+    workdir, world_size = config["workdir"], config["world_size"]
+    module = torch.load(
+        os.path.join(workdir, "module.pt"), map_location="cpu", weights_only=False
+    ).to(device)
+    ddp = nn.parallel.DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None
+    )
+    X = np.load(os.path.join(workdir, "X.npy"), mmap_mode="r")
+    per_rank = X.shape[0] // world_size
+    shard = to_tensor(X[rank::world_size][:per_rank], device)
+    del X
+    X_val = None
+    if config["has_val"]:
+        X_val = to_tensor(np.load(os.path.join(workdir, "X_val.npy")), device)
+    kwargs = dict(config["train_kwargs"])
+    if rank != 0:
+        kwargs["verbose"] = 0
+    optimizer = make_optimizer(
+        config["optimizer"],
+        ddp.parameters(),
+        learning_rate=config["learning_rate"],
+        weight_decay=config["weight_decay"],
+    )
+    history = train_autoencoder(
+        ddp,
+        shard,
+        optimizer=optimizer,
+        generator=torch.Generator().manual_seed(batch_seed),
+        X_val=X_val,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        **kwargs,
+    )
+    return history, ddp
 
 
 @contextlib.contextmanager
@@ -275,7 +270,7 @@ def train_autoencoder_distributed(
     """Train ``module`` with DistributedDataParallel, one process per device.
 
     Each process (rank) trains a copy of ``module`` on its shard of ``X``
-    with :func:`~skdeepcluster._training.train_autoencoder`; gradients are
+    with :func:`~skdeepcluster.training.train_autoencoder`; gradients are
     averaged over the ranks after every step, so all copies stay identical.
     The weights of rank 0 are then loaded into ``module``, in place.
 
@@ -297,15 +292,15 @@ def train_autoencoder_distributed(
         ``['cpu', 'cpu']`` or ``['cuda:0', 'cuda:1']``. A single device is
         allowed (one child process, no data parallelism).
     optimizer : {'adam', 'adamw', 'sgd'}
-        Optimizer name, see :func:`~skdeepcluster._training.make_optimizer`.
+        Optimizer name, see :func:`~skdeepcluster.training.make_optimizer`.
     learning_rate : float
         Learning rate of the optimizer.
     weight_decay : float, default=0.0
         L2 penalty of the optimizer.
     seed : int
-        Rank ``r`` draws its batch order (and input noise) from
-        ``torch.Generator().manual_seed(seed + r)`` and seeds its global
-        torch generator (dropout) with ``seed + r``.
+        Root of the random streams: rank ``r`` takes the ``r``-th child of
+        ``numpy.random.SeedSequence(seed).spawn(world_size)`` for its batch
+        order and input noise and for its global torch generator (dropout).
     epochs : int
         Maximum number of passes over the data.
     batch_size : int
@@ -326,7 +321,7 @@ def train_autoencoder_distributed(
         Further keyword arguments of ``train_autoencoder``: ``loss``,
         ``noise``, ``noise_type``, ``n_iter_no_change``, ``tol``,
         ``clip_grad_norm``, ``lr_schedule``, ``verbose`` (shown by rank 0
-        only).
+        only) and ``callbacks`` (copied to every rank, so they must pickle).
 
     Returns
     -------
@@ -354,66 +349,74 @@ def train_autoencoder_distributed(
     The data travel to the children through a temporary directory (a memory
     map of ``X``), which is removed afterwards, as are the children.
     """
+    _check_forwarded(train_kwargs, epochs=epochs, batch_size=batch_size)
+    resolved = resolve_devices(devices)
+    if backend is None:
+        backend = "nccl" if all(d.type == "cuda" for d in resolved) else "gloo"
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array, got shape {X.shape}.")
+    if X.shape[0] < len(resolved):
+        raise ValueError(
+            f"X has {X.shape[0]} rows, fewer than the {len(resolved)} processes: each "
+            "process needs at least one row."
+        )
+    n_cpu = sum(d.type == "cpu" for d in resolved)
+    config = {
+        "world_size": len(resolved),
+        "backend": backend,
+        "timeout": float(timeout),
+        "devices": [str(d) for d in resolved],
+        "has_val": X_val is not None,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "batch_size": math.ceil(batch_size / len(resolved)),
+        "train_kwargs": {k: train_kwargs[k] for k in _FORWARDED if k in train_kwargs},
+        "num_threads": max(1, torch.get_num_threads() // n_cpu) if n_cpu else None,
+    }
+    result = _run_workers(module, X, X_val, config)
+    module.load_state_dict(result["state_dict"])
+    module.eval()
+    return result["history"]
+
+
+def _check_forwarded(train_kwargs: dict[str, Any], *, epochs: int, batch_size: int) -> None:
+    """Check the keyword arguments forwarded to ``train_autoencoder`` in the parent."""
     unknown = sorted(set(train_kwargs) - set(_FORWARDED))
     if unknown:
         raise TypeError(
             f"train_autoencoder_distributed() got unexpected keyword argument(s) {unknown}; "
             f"accepted: {list(_FORWARDED)}."
         )
+    skip = ("verbose", "callbacks")
     check = {
         k: v.default
         for k, v in inspect.signature(train_autoencoder).parameters.items()
-        if k in _FORWARDED and k != "verbose"
+        if k in _FORWARDED and k not in skip
     }
-    check.update({k: v for k, v in train_kwargs.items() if k != "verbose"})
+    check.update({k: v for k, v in train_kwargs.items() if k not in skip})
     _check_training_params(epochs=epochs, batch_size=batch_size, **check)
-    resolved = resolve_devices(devices)
-    world_size = len(resolved)
-    if backend is None:
-        backend = "nccl" if all(d.type == "cuda" for d in resolved) else "gloo"
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
 
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D array, got shape {X.shape}.")
-    if X.shape[0] < world_size:
-        raise ValueError(
-            f"X has {X.shape[0]} rows, fewer than the {world_size} processes: each "
-            "process needs at least one row."
-        )
-    if X_val is not None:
-        X_val = np.asarray(X_val, dtype=np.float32)
 
-    n_cpu = sum(d.type == "cpu" for d in resolved)
-    num_threads = max(1, torch.get_num_threads() // n_cpu) if n_cpu else None
+def _run_workers(module: nn.Module, X: np.ndarray, X_val, config: dict[str, Any]) -> dict:
+    """Start the ranks on a temporary working directory; rank 0's weights and history."""
+    world_size = config["world_size"]
     workdir = tempfile.mkdtemp(prefix="skdeepcluster-ddp-")
     context = None
     try:
         torch.save(module, os.path.join(workdir, "module.pt"))
         np.save(os.path.join(workdir, "X.npy"), X)
         if X_val is not None:
-            np.save(os.path.join(workdir, "X_val.npy"), X_val)
-        args = (
-            world_size,
-            f"tcp://127.0.0.1:{_free_port()}",
-            backend,
-            float(timeout),
-            [str(d) for d in resolved],
-            workdir,
-            X_val is not None,
-            optimizer,
-            learning_rate,
-            weight_decay,
-            int(seed),
-            int(epochs),
-            math.ceil(batch_size / world_size),
-            {k: train_kwargs[k] for k in _FORWARDED if k in train_kwargs},
-            num_threads,
-        )
+            np.save(os.path.join(workdir, "X_val.npy"), np.asarray(X_val, dtype=np.float32))
+        config = dict(config, workdir=workdir, init_method=f"tcp://127.0.0.1:{_free_port()}")
         with _main_module_hidden(module):
             context = mp.start_processes(
-                _worker, args=args, nprocs=world_size, join=False, start_method="spawn"
+                _worker, args=(config,), nprocs=world_size, join=False, start_method="spawn"
             )
         try:
             while not context.join(timeout=_POLL_INTERVAL, grace_period=_GRACE_PERIOD):
@@ -428,11 +431,8 @@ def train_autoencoder_distributed(
             raise RuntimeError(
                 "Distributed training ended without a result from process 0."
             )  # pragma: no cover - defensive
-        result = torch.load(result_path, map_location="cpu", weights_only=True)
+        return torch.load(result_path, map_location="cpu", weights_only=True)
     finally:
         if context is not None:
             _stop(context)
         shutil.rmtree(workdir, ignore_errors=True)
-    module.load_state_dict(result["state_dict"])
-    module.eval()
-    return result["history"]

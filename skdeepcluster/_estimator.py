@@ -1,8 +1,10 @@
 """The :class:`AutoencoderKMeans` estimator.
 
-The public class stays thin: it validates parameters and data, then calls the
-pieces that live in their own modules (networks, training loop, second stage
-and clustering, refinement, devices) and keeps the fitted state. See
+Parameters, their constraints, the docstring, a ``fit`` that reads as a list
+of stages over a resolved plan (:mod:`skdeepcluster._plan`), inference and
+pickling. The work itself lives in the packages next to it: the networks,
+``training/`` (one loop with callbacks), ``embedding/`` (the neighbour
+embedding), ``_clustering.py`` and ``refine/`` (one strategy per module). See
 ``docs/architecture.rst`` for the data flow.
 """
 
@@ -19,9 +21,10 @@ from sklearn.base import (
     ClusterMixin,
     TransformerMixin,
     _fit_context,
+    clone,
 )
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
@@ -29,51 +32,37 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._clustering import LARGE_N_SAMPLES, assign_nearest, fit_clusterer, fit_second_stage
-from ._data import STREAM_BLOCK_BYTES, StreamSource, TensorSource, iter_row_blocks, streamable
-from ._device import available_device, resolve_device, torch_seed_context, torch_threads
-from ._neighbor_embedding import NeighborEmbedding
-from ._networks import (
-    ACTIVATIONS,
-    ConvAutoencoder,
-    MLPAutoencoder,
-    _module_device,
-    build_module,
-    resolve_image_shape,
+from . import _plan
+from ._clustering import assign_nearest, fit_clusterer, fit_second_stage, is_affine
+from ._data import (
+    StreamSource,
+    TensorSource,
+    check_stream,
+    max_abs,
+    split_rows,
+    streamable,
+    warn_if_badly_scaled,
 )
-from ._refine import affine_head_from_sklearn, refine_dec, refine_kmeans
-from ._training import (
+from ._device import available_device, torch_seed_context, torch_threads
+from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
+from .refine import RefinementStrategy, affine_head_from_sklearn
+from .training import (
     LOSSES,
     OPTIMIZERS,
     RandomAffine,
-    _snapshot,
     decode_array,
     encode_array,
     make_optimizer,
     reconstruct_array,
-    to_tensor,
     train_autoencoder,
 )
-
-__all__ = ["AutoencoderKMeans"]
+from .training._inference import to_tensor
+from .training._loop import _snapshot
 
 _FLOAT_DTYPES = [np.float64, np.float32]
 
-#: Optimizer steps that ``epochs='auto'`` aims for (see the ``epochs`` docstring).
-_AUTO_STEPS = 1500
-
-#: Epochs over which the k-means refinement weight grows linearly to ``refine_lambda``.
-_REFINE_WARMUP_EPOCHS = 5
-
-#: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
-_STREAM_BYTES = 2**30
-
-#: Built-in clusterers that refinement can work with (they define the centres).
-_KMEANS_CLUSTERERS = ("kmeans", "minibatch_kmeans")
-
-
 #: Private state of partial_fit (kept between calls, dropped with the model).
-_PARTIAL_FIT_STATE = ("_optimizer", "_partial_seeds", "_n_partial_fit_calls")
+_PARTIAL_FIT_STATE = ("_optimizer", "_seed_entropy", "_n_partial_fit_calls")
 
 
 def _is_fitted_attr(name: str) -> bool:
@@ -87,9 +76,10 @@ class AutoencoderKMeans(
 
     ``fit`` trains an autoencoder with PyTorch to reconstruct ``X`` (on a GPU
     when one is available), encodes ``X`` to its latent codes, optionally
-    standardizes and reduces them (the *second stage*: PCA or any scikit-learn
-    transformer), clusters the result (k-means by default) and can then refine
-    the encoder and the centres jointly. ``transform`` returns the final
+    standardizes and reduces them (the *second stage*: the neighbour
+    embedding, PCA or any scikit-learn transformer), clusters the result
+    (k-means by default) and can then refine the encoder and the centres
+    jointly. ``transform`` returns the final
     embedding, and ``predict`` assigns new samples to the nearest centre in it.
 
     Read more in the :ref:`User Guide <user_guide>`.
@@ -159,12 +149,6 @@ class AutoencoderKMeans(
     batch_size : int, default=256
         Mini-batch size for training (clipped to ``n_samples``).
 
-    lr_schedule : {'cosine', 'plateau'} or None, default=None
-        Learning-rate schedule of pre-training: ``'cosine'`` anneals it to 0
-        over ``epochs`` (a lower final loss for the same number of epochs);
-        ``'plateau'`` divides it by 10 when the monitored loss stalls. None
-        keeps it constant. ``partial_fit`` always keeps it constant.
-
     epochs : int or 'auto', default='auto'
         Maximum number of pre-training passes over the data. ``'auto'`` gives
         the network a budget of about 1,500 optimizer steps:
@@ -205,9 +189,15 @@ class AutoencoderKMeans(
     tol : float, default=1e-4
         Minimum improvement of the monitored loss for early stopping.
 
-    clip_grad_norm : float or None, default=None
-        Clip the gradients' global norm to this value during training and
-        refinement (numerical safety for aggressive learning rates).
+    callbacks : list of Callback or None, default=None
+        Callbacks of the training loops (see :mod:`skdeepcluster.training`):
+        for example ``[LRScheduler('cosine')]`` (a cosine learning-rate
+        schedule), ``[GradientNormClipping(1.0)]`` (numerical safety for
+        aggressive learning rates), ``[EarlyStopping(patience=5)]`` or your
+        own :class:`~skdeepcluster.training.Callback`. They run in
+        pre-training and in refinement, except those whose ``stage`` names
+        one of them; each ``fit`` works on copies, so the objects you pass
+        are never changed. With a list of devices they must pickle.
 
     warm_start : bool, default=False
         Reuse the trained network of the previous ``fit`` and continue
@@ -218,26 +208,21 @@ class AutoencoderKMeans(
         Scale each code dimension to zero mean and unit variance before the
         reducer and the clustering.
 
-    pca_components : int, float or None, default=None
-        Shortcut for a PCA second stage on the (standardized) codes. An int
-        keeps that many components (clipped to ``min(n_samples, latent_dim)``);
-        a float in (0, 1) keeps enough components to explain that fraction of
-        variance; None skips PCA. Cannot be combined with ``reducer``.
-
     reducer : 'auto', transformer or None, default='auto'
         Second stage applied to the (standardized) codes before clustering.
         ``'auto'`` is a :class:`~skdeepcluster.NeighborEmbedding` with
         ``min(n_clusters, latent_dim)`` components: the neighbour-graph
         layout of "N2D", implemented in torch, which lets k-means find
         clusters that are not round in the codes (MNIST: 0.93 accuracy
-        instead of 0.69). ``'auto'`` means no reducer when
-        ``pca_components`` is set, when ``refine`` asks for a refinement
-        (``'kmeans'``, ``'dec'``, ``'idec'``: they work through an affine
-        second stage), from 100,000 samples on, and in ``partial_fit``.
-        Any scikit-learn compatible transformer (``PCA``, ``umap.UMAP``,
+        instead of 0.69). ``'auto'`` means no reducer when ``refine`` asks
+        for a refinement (it works through an affine second stage), from
+        100,000 samples on, and in ``partial_fit``. Any scikit-learn
+        compatible transformer (``PCA(n_components=5)``, ``umap.UMAP``,
         ``NeighborEmbedding(...)``) is cloned and fitted in ``fit``; its
-        ``random_state`` is set from this estimator's when left as None.
-        None clusters the (standardized) codes themselves.
+        ``random_state`` is set from this estimator's when left as None, and
+        an integer ``n_components`` of a PCA is clipped to the codes' shape.
+        Its parameters are reachable as ``reducer__<name>``. None clusters
+        the (standardized) codes themselves.
 
     clusterer : {'kmeans', 'minibatch_kmeans', 'gmm'} or estimator, default='kmeans'
         How the embedding is clustered: k-means (``n_init`` starts;
@@ -251,43 +236,23 @@ class AutoencoderKMeans(
     n_init : int or 'auto', default=10
         Number of clustering runs with different seeds; the best is kept.
 
-    refine : {'auto', 'kmeans', 'dec', 'idec'} or None, default='auto'
+    refine : 'auto', RefinementStrategy, {'kmeans', 'dec', 'idec'} or None, default='auto'
         Joint refinement of the encoder and the centres after the first
-        clustering: ``'kmeans'`` adds ``refine_lambda`` times the squared
-        distance of each embedding to its centre to the reconstruction loss
-        (Song et al., 2013); ``'dec'`` and ``'idec'`` run DEC self-training
-        (Xie et al., 2016), IDEC keeping the reconstruction loss with weight
-        ``gamma`` (Guo et al., 2017). Refinement needs ``clusterer='kmeans'``
-        (or ``'minibatch_kmeans'``) and an affine second stage (scaler and/or
-        ``pca_components``).
-        ``'auto'`` is ``'idec'`` when those hold and None (no refinement)
-        otherwise, e.g. with the default neighbour-embedding ``reducer`` or
-        ``clusterer='gmm'``.
-
-    refine_epochs : int, default=100
-        Maximum number of refinement epochs (passes over the data).
-
-    refine_lambda : float, default=0.01
-        ``refine='kmeans'``: weight of the k-means term (squared distance of
-        each embedding to its centre) next to the reconstruction loss. It
-        grows linearly from 0 over the first 5 refinement epochs.
-
-    refine_learning_rate : float, default=1e-4
-        Learning rate of the refinement's optimizer (of the kind set by
-        ``optimizer``). Smaller than ``learning_rate``: refinement adjusts a
-        trained network.
-
-    update_interval : int or 'auto', default='auto'
-        DEC/IDEC: number of batches between updates of the target
-        distribution; ``'auto'`` updates it once per epoch.
-
-    gamma : float, default=1.0
-        IDEC: weight of the reconstruction loss next to the clustering (KL)
-        loss. ``refine='dec'`` uses 0.
-
-    refine_tol : float, default=1e-3
-        Refinement stops when fewer than this fraction of labels change
-        between updates (after the warm-up for ``refine='kmeans'``).
+        clustering, by a strategy of :mod:`skdeepcluster.refine`:
+        :class:`~skdeepcluster.refine.KMeansLoss` adds a k-means term to the
+        reconstruction loss (Song et al., 2013);
+        :class:`~skdeepcluster.refine.DEC` and
+        :class:`~skdeepcluster.refine.IDEC` run DEC self-training (Xie et
+        al., 2016), IDEC keeping the reconstruction loss (Guo et al., 2017).
+        Each strategy holds its own settings (epochs, learning rate, tol,
+        ``gamma``, ...), reachable as ``refine__<name>`` (e.g.
+        ``GridSearchCV(est, {"refine__gamma": [0.1, 1.0]})``). The strings
+        ``'kmeans'``, ``'dec'`` and ``'idec'`` stand for the strategies with
+        their defaults. Refinement needs ``clusterer='kmeans'`` (or
+        ``'minibatch_kmeans'``) and an affine second stage (the scaler and/or
+        ``reducer=PCA(...)``). ``'auto'`` is ``IDEC()`` with
+        ``reducer=None`` and a k-means clusterer, and None (no refinement)
+        otherwise, e.g. with the default neighbour-embedding ``reducer``.
 
     streaming : 'auto' or bool, default='auto'
         Whether ``fit`` and ``partial_fit`` train on ``X`` in blocks of rows
@@ -358,12 +323,8 @@ class AutoencoderKMeans(
     scaler_ : StandardScaler or None
         Scaler of the codes, when ``standardize=True``.
 
-    pca_ : PCA or None
-        PCA of the (standardized) codes, when ``pca_components`` is set.
-
     reducer_ : transformer or None
-        The fitted second stage after the scaler (the PCA of
-        ``pca_components`` or a clone of ``reducer``).
+        The fitted second stage after the scaler (a clone of ``reducer``).
 
     clusterer_ : estimator or None
         The fitted clusterer; None for k-means (``'kmeans'``, also when it ran
@@ -400,13 +361,18 @@ class AutoencoderKMeans(
 
     Training uses float32. Inference (``transform``, ``predict``) runs on a
     float64 copy of the network (float32 on Apple MPS, which lacks float64)
-    so that an embedding does not depend on how many rows are transformed
-    together. On the CPU the same ``random_state`` gives identical results;
-    CUDA kernels may add tiny run-to-run differences.
+    and rounds the codes to float32, so that the embedding and label of a row
+    do not depend on the other rows transformed with it, and identical rows
+    get identical results. ``fit`` runs as a list of stages over a plan in
+    which every ``'auto'`` is resolved once: pre-train, encode, second stage,
+    cluster, refine (see :ref:`architecture`). Its random streams are
+    spawned from one :class:`numpy.random.SeedSequence`; on the CPU the same
+    ``random_state`` gives identical results, and CUDA kernels may add tiny
+    run-to-run differences.
 
     ``score`` is the negative k-means objective in the embedding space. Like
     :meth:`sklearn.cluster.KMeans.score`, it favours more clusters, and values
-    for different ``latent_dim`` or ``pca_components`` live in different
+    for different ``latent_dim`` or reducers live in different
     spaces: compare them with care, or grid-search with a label-based scorer
     such as :func:`skdeepcluster.metrics.cluster_accuracy` when labels exist.
 
@@ -416,7 +382,7 @@ class AutoencoderKMeans(
     >>> from skdeepcluster import AutoencoderKMeans
     >>> X, y = make_blobs(n_samples=200, centers=3, n_features=8, random_state=0)
     >>> model = AutoencoderKMeans(n_clusters=3, hidden_layer_sizes=(32,),
-    ...                           latent_dim=2, epochs=20, random_state=0)
+    ...                           latent_dim=2, epochs=100, random_state=0)
     >>> labels = model.fit_predict(X)
     >>> labels.shape
     (200,)
@@ -447,7 +413,6 @@ class AutoencoderKMeans(
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr_schedule": [StrOptions({"cosine", "plateau"}), None],
         "epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "noise": [Interval(Real, 0, None, closed="left")],
         "noise_type": [StrOptions({"gaussian", "mask"})],
@@ -455,27 +420,20 @@ class AutoencoderKMeans(
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "callbacks": [list, tuple, None],
         "warm_start": ["boolean"],
         "standardize": ["boolean"],
-        "pca_components": [
-            Interval(Integral, 1, None, closed="left"),
-            Interval(RealNotInt, 0, 1, closed="neither"),
-            None,
-        ],
         "reducer": [StrOptions({"auto"}), HasMethods(["fit", "transform"]), None],
         "clusterer": [
             StrOptions({"kmeans", "minibatch_kmeans", "gmm"}),
             HasMethods(["fit_predict"]),
         ],
         "n_init": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "refine": [StrOptions({"auto", "kmeans", "dec", "idec"}), None],
-        "refine_epochs": [Interval(Integral, 1, None, closed="left")],
-        "refine_lambda": [Interval(Real, 0, None, closed="left")],
-        "refine_learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "update_interval": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "gamma": [Interval(Real, 0, None, closed="left")],
-        "refine_tol": [Interval(Real, 0, None, closed="left")],
+        "refine": [
+            StrOptions({"auto", *_plan.REFINE_SHORTCUTS}),
+            HasMethods(["refine", "get_params"]),
+            None,
+        ],
         "streaming": [StrOptions({"auto"}), "boolean"],
         "device": [str, torch.device, list, tuple],
         "n_jobs": [Integral, None],
@@ -503,7 +461,6 @@ class AutoencoderKMeans(
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=256,
-        lr_schedule=None,
         epochs="auto",
         noise=0.0,
         noise_type="gaussian",
@@ -511,20 +468,13 @@ class AutoencoderKMeans(
         validation_fraction=0.0,
         n_iter_no_change=None,
         tol=1e-4,
-        clip_grad_norm=None,
+        callbacks=None,
         warm_start=False,
         standardize=True,
-        pca_components=None,
         reducer="auto",
         clusterer="kmeans",
         n_init=10,
         refine="auto",
-        refine_epochs=100,
-        refine_lambda=0.01,
-        refine_learning_rate=1e-4,
-        update_interval="auto",
-        gamma=1.0,
-        refine_tol=1e-3,
         streaming="auto",
         device="auto",
         n_jobs=None,
@@ -548,7 +498,6 @@ class AutoencoderKMeans(
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.batch_size = batch_size
-        self.lr_schedule = lr_schedule
         self.epochs = epochs
         self.noise = noise
         self.noise_type = noise_type
@@ -556,20 +505,13 @@ class AutoencoderKMeans(
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
-        self.clip_grad_norm = clip_grad_norm
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.standardize = standardize
-        self.pca_components = pca_components
         self.reducer = reducer
         self.clusterer = clusterer
         self.n_init = n_init
         self.refine = refine
-        self.refine_epochs = refine_epochs
-        self.refine_lambda = refine_lambda
-        self.refine_learning_rate = refine_learning_rate
-        self.update_interval = update_interval
-        self.gamma = gamma
-        self.refine_tol = refine_tol
         self.streaming = streaming
         self.device = device
         self.n_jobs = n_jobs
@@ -594,7 +536,7 @@ class AutoencoderKMeans(
         self : AutoencoderKMeans
             Fitted estimator.
         """
-        self._fit_all(X)
+        self._atomic(self._fit, X, keep_previous=self.warm_start)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -613,7 +555,7 @@ class AutoencoderKMeans(
         embedding : ndarray of shape (n_samples, n_embedding)
             The final embedding of ``X``.
         """
-        return self._fit_all(X)
+        return self._atomic(self._fit, X, keep_previous=self.warm_start)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -623,12 +565,13 @@ class AutoencoderKMeans(
         first call builds the network (as ``fit`` would); each call trains it
         for one epoch on ``X``, keeping the optimizer's state between calls,
         and refits the second stage and the clustering on the embedding of
-        ``X`` (no refinement). With k-means or the Gaussian mixture and an
-        affine second stage (scaler and/or ``pca_components``), the clustering
-        starts from the previous centres, mapped into the new embedding, so
-        that cluster ``k`` stays cluster ``k`` from call to call; otherwise it
-        starts afresh and cluster ids may change. After a ``fit``,
-        ``partial_fit`` continues training the fitted network.
+        ``X`` (no refinement; ``reducer='auto'`` means no reducer here, since
+        each call refits on one chunk). With k-means or the Gaussian mixture
+        and an affine second stage (scaler and/or ``reducer=PCA(...)``), the
+        clustering starts from the previous centres, mapped into the new
+        embedding, so that cluster ``k`` stays cluster ``k`` from call to
+        call; otherwise it starts afresh and cluster ids may change. After a
+        ``fit``, ``partial_fit`` continues training the fitted network.
 
         Parameters
         ----------
@@ -646,7 +589,9 @@ class AutoencoderKMeans(
         -----
         The optimizer's state (e.g. Adam's moment estimates) lives in memory
         only: it is not pickled, so training resumed after unpickling starts
-        the optimizer afresh. ``device`` must be a single device.
+        the optimizer afresh. ``device`` must be a single device. Call ``n``
+        draws its random streams from its own child of the estimator's
+        :class:`~numpy.random.SeedSequence`.
         """
         self._atomic(self._partial_fit, X, keep_previous=True)
         return self
@@ -654,8 +599,8 @@ class AutoencoderKMeans(
     def _atomic(self, fit, X, *, keep_previous):
         """Run ``fit(X)``; if it fails, leave the estimator as it was (or unfitted)."""
         previous = {k: v for k, v in vars(self).items() if _is_fitted_attr(k)}
-        module = previous.get("autoencoder_")
-        optimizer = getattr(self, "_optimizer", None)
+        private = {k: vars(self)[k] for k in _PARTIAL_FIT_STATE if k in vars(self)}
+        module, optimizer = previous.get("autoencoder_"), private.get("_optimizer")
         saved = None
         if keep_previous and module is not None:
             # partial_fit trains the fitted network (and its optimizer) in place.
@@ -667,36 +612,210 @@ class AutoencoderKMeans(
             with torch_threads(self.n_jobs):
                 return fit(X)
         except BaseException:
-            for name in [k for k in vars(self) if _is_fitted_attr(k)]:
+            for name in [k for k in vars(self) if _is_fitted_attr(k) or k in _PARTIAL_FIT_STATE]:
                 delattr(self, name)
-            if not keep_previous:
-                for name in _PARTIAL_FIT_STATE:
-                    vars(self).pop(name, None)
-            else:
+            if keep_previous:
                 vars(self).update(previous)
-                self._optimizer = optimizer
+                vars(self).update(private)
                 if saved is not None:
                     module.load_state_dict(saved[0])
                     if optimizer is not None:
                         optimizer.load_state_dict(saved[1])
             raise
 
-    def _fit_all(self, X):
-        """Fit, leaving the estimator as it was before if anything fails."""
-        return self._atomic(self._fit, X, keep_previous=self.warm_start)
+    def _fit(self, X):
+        """The stages of ``fit``; returns the embedding of ``X``."""
+        previous = getattr(self, "autoencoder_", None) if self.warm_start else None
+        previous_n_features = getattr(self, "n_features_in_", None)
+        X, stream = self._validate_fit_data(X, reset=True)
+        entropy = _plan.root_entropy(self.random_state)
+        plan = _plan.resolve_plan(
+            self, X.shape[0], stream=stream, seeds=_plan.fit_seeds(entropy), partial=False
+        )
+        if previous is not None and previous_n_features != X.shape[1]:
+            raise ValueError(
+                f"warm_start=True but X has {X.shape[1]} features while the "
+                f"previous fit had {previous_n_features}."
+            )
+        callbacks = self._fresh_callbacks()
+        module, history = self._pretrain(X, plan, previous, callbacks)
+        codes = encode_array(module, X, device=plan.device)
+        second_stage, embedding = self._fit_second_stage(codes, plan)
+        clusterer, centers, _ = self._cluster(embedding, plan)
+        if plan.refine is not None:
+            centers, embedding, refine_history = self._refine(
+                X, module, centers, second_stage, plan, callbacks
+            )
+            history.update(refine_history)
+        self._set_fitted(module, plan.device, second_stage, clusterer, centers, embedding)
+        self.history_, self.n_iter_ = history, len(history["train_loss"])
+        # partial_fit after fit continues this network with a fresh optimizer.
+        self._optimizer, self._seed_entropy, self._n_partial_fit_calls = None, entropy, 0
+        return embedding
 
+    def _partial_fit(self, X):
+        first_call = not hasattr(self, "autoencoder_")
+        X, stream = self._validate_fit_data(X, reset=first_call)
+        if first_call:
+            self._seed_entropy = _plan.root_entropy(self.random_state)
+            self._n_partial_fit_calls = 0
+        n_call = self._n_partial_fit_calls
+        seeds = _plan.partial_fit_seeds(self._seed_entropy, n_call)
+        plan = _plan.resolve_plan(self, X.shape[0], stream=stream, seeds=seeds, partial=True)
+        if first_call:
+            if len(plan.devices) > 1:
+                raise ValueError("partial_fit trains on one device; got a list of devices.")
+            with torch_seed_context(seeds.init, plan.device):
+                module, device = network_from_params(self.get_params(), X.shape[1]), plan.device
+            module, history = module.to(device), {"train_loss": [], "val_loss": []}
+        else:
+            module, device = self.autoencoder_, self.device_
+            history = {k: list(self.history_.get(k, [])) for k in ("train_loss", "val_loss")}
+        if getattr(self, "_optimizer", None) is None:
+            self._optimizer = self._make_optimizer(module.parameters())
+        with torch_seed_context(seeds.init, device):  # dropout, without touching global state
+            epoch = train_autoencoder(
+                module,
+                self._source(X, stream, device),
+                optimizer=self._optimizer,
+                generator=torch.Generator().manual_seed(seeds.batches),
+                augment=self._augmenter(X.shape[1], seeds.augment),
+                callbacks=self._fresh_callbacks(),
+                **self._train_params(epochs=1),
+            )
+        codes = encode_array(module, X, device=device)
+        second_stage, embedding = self._fit_second_stage(codes, plan)
+        previous = None if first_call else (self.second_stage_, self.cluster_centers_)
+        clusterer, centers, _ = self._cluster(
+            embedding, plan, second_stage=second_stage, previous=previous
+        )
+        self._set_fitted(module, device, second_stage, clusterer, centers, embedding)
+        history["train_loss"] += epoch["train_loss"]
+        self.history_ = {**history, "best_epoch": None}
+        self.n_iter_ = (0 if first_call else self.n_iter_) + len(epoch["train_loss"])
+        self._n_partial_fit_calls = n_call + 1
+
+    # ---------------------------------------------------------- the stages
+    def _pretrain(self, X, plan, previous, callbacks):
+        """Stage 1: the trained autoencoder (a copy of ``previous`` to warm-start) and history."""
+        X_train, X_val = split_rows(X, self.validation_fraction, plan.seeds.split)
+        with torch_seed_context(plan.seeds.init, plan.device):
+            if previous is not None:
+                module = copy.deepcopy(previous)  # the old model survives a failure
+            else:
+                module = network_from_params(self.get_params(), X.shape[1])
+            module = module.to(plan.device)
+            params = self._train_params(epochs=plan.epochs)
+            if len(plan.devices) > 1:
+                from .training._distributed import train_autoencoder_distributed
+
+                history = train_autoencoder_distributed(
+                    module,
+                    X_train,
+                    devices=plan.devices,
+                    optimizer=self.optimizer,
+                    learning_rate=self.learning_rate,
+                    weight_decay=self.weight_decay,
+                    seed=plan.seeds.batches,
+                    X_val=X_val,
+                    callbacks=callbacks,
+                    **params,
+                )
+            else:
+                history = train_autoencoder(
+                    module,
+                    self._source(X_train, plan.stream, plan.device),
+                    optimizer=self._make_optimizer(module.parameters()),
+                    X_val=None if X_val is None else to_tensor(X_val, plan.device),
+                    generator=torch.Generator().manual_seed(plan.seeds.batches),
+                    augment=self._augmenter(X.shape[1], plan.seeds.augment),
+                    callbacks=callbacks,
+                    **params,
+                )
+        return module, history
+
+    def _fit_second_stage(self, codes, plan):
+        """Stage 3: the scaler and the reducer, fitted on the codes."""
+        return fit_second_stage(
+            codes,
+            standardize=self.standardize,
+            reducer=_plan.make_reducer(plan, self, codes.shape[1]),
+            random_state=plan.seeds.cluster,
+        )
+
+    def _cluster(self, embedding, plan, *, second_stage=None, previous=None):
+        """Stage 4: the clusterer, its centres and labels.
+
+        ``previous`` (the last second stage and centres, from ``partial_fit``)
+        warm-starts the clustering when both second stages are affine: the old
+        centres are mapped back to codes and into the new embedding, so that
+        cluster ids carry over.
+        """
+        init_centers = None
+        if previous is not None and previous[0].is_affine and second_stage.is_affine:
+            init_centers = second_stage.transform(previous[0].inverse_transform(previous[1]))
+        return fit_clusterer(
+            embedding,
+            clusterer=plan.clusterer,
+            n_clusters=self.n_clusters,
+            n_init=self.n_init,
+            random_state=plan.seeds.cluster,
+            init_centers=init_centers,
+        )
+
+    def _refine(self, X, module, centers, second_stage, plan, callbacks):
+        """Stage 5: joint refinement through the affine second stage; centres, embedding."""
+        strategy, device = plan.refine, plan.device
+        source = self._source(X, plan.stream, device)
+        with torch_seed_context(plan.seeds.refine, device):
+            new_centers, history = strategy.refine(
+                module,
+                source,
+                torch.as_tensor(centers, dtype=torch.float32, device=device),
+                embed=affine_head_from_sklearn(
+                    second_stage.scaler, second_stage.reducer, device=device
+                ),
+                batch_size=min(self.batch_size, source.n_samples),
+                optimizer_factory=lambda params: self._make_optimizer(
+                    params, learning_rate=strategy.learning_rate
+                ),
+                loss=self.loss,
+                generator=torch.Generator().manual_seed(plan.seeds.refine),
+                callbacks=callbacks,
+                verbose=self.verbose,
+            )
+        embedding = second_stage.transform(encode_array(module, X, device=device))
+        return new_centers.detach().cpu().numpy().astype(np.float64), embedding, history
+
+    def _set_fitted(self, module, device, second_stage, clusterer, centers, embedding):
+        """Stage 6: the fitted attributes, labels consistent with ``predict``."""
+        if clusterer is not None and hasattr(clusterer, "predict"):
+            labels = np.asarray(clusterer.predict(embedding), dtype=np.int64)
+        else:
+            # k-means, or a clusterer without predict (e.g. agglomerative): new data go
+            # to the nearest centre, and so do the training samples, for consistency.
+            labels, _ = assign_nearest(embedding, centers)
+        self.autoencoder_ = module
+        self.device_ = device
+        self.second_stage_ = second_stage
+        self.scaler_ = second_stage.scaler
+        self.reducer_ = second_stage.reducer
+        self.clusterer_ = clusterer
+        self.cluster_centers_ = centers
+        self.labels_ = labels
+        self.inertia_ = float(((embedding - centers[labels]) ** 2).sum())
+
+    # -------------------------------------------------------------- helpers
     def _validate_fit_data(self, X, *, reset):
         """Validated ``X`` and whether to stream it (see the ``streaming`` parameter)."""
-        stream = self._streams(X)
+        stream = _plan.streams(self, X)
         if stream and (self.validation_fraction or isinstance(self.device, (list, tuple))):
             raise ValueError(
                 "streaming=True cannot be combined with validation_fraction > 0 or a "
                 "list of devices; use streaming=False (or 'auto')."
             )
-        if stream and streamable(X):
-            X = self._validate_stream(X, reset=reset)
-        else:
-            X = validate_data(self, X, reset=reset, dtype=_FLOAT_DTYPES)
+        X = self._validate_X(X, reset=reset, stream=stream)
+        warn_if_badly_scaled(max_abs(X))
         if self.n_clusters > X.shape[0]:
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
@@ -704,285 +823,15 @@ class AutoencoderKMeans(
         self._check_param_combinations()
         return X, stream
 
-    def _seeds(self):
-        """Seeds of the network/batches, the clustering and the validation split."""
-        if self.random_state is None:
-            # Fresh OS entropy: non-reproducible, and numpy's global state untouched.
-            rng = np.random.RandomState(np.random.SeedSequence().generate_state(1))
-        else:
-            rng = check_random_state(self.random_state)
-        return tuple(int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3))
-
-    def _train_params(self, *, epochs, lr_schedule=True):
-        """Keyword arguments of the training loop that come from the parameters."""
-        return dict(
-            epochs=epochs,
-            lr_schedule=self.lr_schedule if lr_schedule else None,
-            batch_size=self.batch_size,
-            loss=self.loss,
-            noise=self.noise,
-            noise_type=self.noise_type,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            clip_grad_norm=self.clip_grad_norm,
-            verbose=self.verbose,
-        )
-
-    def _augmenter(self, n_features, seed):
-        """The batch augmentation of ``augment`` (None when off), seeded from ``seed``."""
-        if not self.augment:
-            return None
-        return RandomAffine(
-            resolve_image_shape(self.image_shape, n_features),
-            shift=self.augment,
-            rotation=100.0 * self.augment,
-            generator=torch.Generator().manual_seed(seed + 1),
-        )
-
-    def _source(self, X, stream, device):
-        """Training data: one tensor on ``device``, or a stream of blocks."""
-        if stream:
-            return StreamSource(X, device, min(self.batch_size, X.shape[0]))
-        return TensorSource(to_tensor(X, device))
-
-    def _fit(self, X):
-        previous_module = getattr(self, "autoencoder_", None) if self.warm_start else None
-        previous_n_features = getattr(self, "n_features_in_", None)
-        X, stream = self._validate_fit_data(X, reset=True)
-        n_features = X.shape[1]
-        devices = self._devices()
-        device = devices[0]
-        torch_seed, cluster_seed, split_seed = self._seeds()
-        X_train, X_val = self._split(X, split_seed)
-
-        with torch_seed_context(torch_seed, device):
-            if previous_module is not None:
-                if previous_n_features != n_features:
-                    raise ValueError(
-                        f"warm_start=True but X has {n_features} features while the "
-                        f"previous fit had {previous_n_features}."
-                    )
-                module = copy.deepcopy(previous_module)  # the old model survives a failure
-            else:
-                module = self._build_module(n_features)
-            module = module.to(device)
-            train_params = self._train_params(epochs=self._n_epochs(X_train.shape[0]))
-            if len(devices) > 1:
-                from ._distributed import train_autoencoder_distributed
-
-                history = train_autoencoder_distributed(
-                    module,
-                    X_train,
-                    devices=devices,
-                    optimizer=self.optimizer,
-                    learning_rate=self.learning_rate,
-                    weight_decay=self.weight_decay,
-                    seed=torch_seed,
-                    X_val=X_val,
-                    **train_params,
-                )
-            else:
-                history = train_autoencoder(
-                    module,
-                    self._source(X_train, stream, device),
-                    optimizer=self._make_optimizer(module.parameters()),
-                    X_val=None if X_val is None else to_tensor(X_val, device),
-                    generator=torch.Generator().manual_seed(torch_seed),
-                    augment=self._augmenter(n_features, torch_seed),
-                    **train_params,
-                )
-        embedding = self._cluster(
-            X,
-            module,
-            device,
-            history=history,
-            n_iter=len(history["train_loss"]),
-            seeds=(torch_seed, cluster_seed),
-            partial=False,
-            stream=stream,
-        )
-        # partial_fit after fit continues this network with a fresh optimizer.
-        self._optimizer = None
-        self._partial_seeds = (torch_seed, cluster_seed)
-        self._n_partial_fit_calls = 0
-        return embedding
-
-    def _partial_fit(self, X):
-        first_call = not hasattr(self, "autoencoder_")
-        X, stream = self._validate_fit_data(X, reset=first_call)
-        if first_call:
-            devices = self._devices()
-            if len(devices) > 1:
-                raise ValueError("partial_fit trains on one device; got a list of devices.")
-            device = devices[0]
-            torch_seed, cluster_seed, _ = self._seeds()
-            with torch_seed_context(torch_seed, device):
-                module = self._build_module(X.shape[1]).to(device)
-            history = {"train_loss": [], "val_loss": [], "best_epoch": None}
-            n_calls = 0
-        else:
-            module, device = self.autoencoder_, self.device_
-            # Models pickled before partial_fit existed have no such state yet.
-            torch_seed, cluster_seed = getattr(self, "_partial_seeds", None) or self._seeds()[:2]
-            history = {k: self.history_.get(k, []) for k in ("train_loss", "val_loss")}
-            n_calls = getattr(self, "_n_partial_fit_calls", 0)
-        if first_call or getattr(self, "_optimizer", None) is None:
-            self._optimizer = self._make_optimizer(module.parameters())
-        seed = torch_seed + 1 + n_calls
-        with torch_seed_context(seed, device):  # dropout, without touching global state
-            epoch = train_autoencoder(
-                module,
-                self._source(X, stream, device),
-                optimizer=self._optimizer,
-                generator=torch.Generator().manual_seed(seed),
-                augment=self._augmenter(X.shape[1], seed),
-                **self._train_params(epochs=1, lr_schedule=False),
-            )
-        history = {
-            "train_loss": history["train_loss"] + epoch["train_loss"],
-            "val_loss": history["val_loss"],
-            "best_epoch": None,
-        }
-        n_iter = (0 if first_call else self.n_iter_) + len(epoch["train_loss"])
-        self._cluster(
-            X,
-            module,
-            device,
-            history=history,
-            n_iter=n_iter,
-            seeds=(torch_seed, cluster_seed + n_calls),
-            partial=True,
-            stream=stream,
-            previous=None if first_call else (self.second_stage_, self.cluster_centers_),
-        )
-        self._partial_seeds = (torch_seed, cluster_seed)
-        self._n_partial_fit_calls = n_calls + 1
-
-    def _cluster(
-        self, X, module, device, *, history, n_iter, seeds, partial, stream, previous=None
-    ):
-        """Second stage, clustering and refinement of the trained ``module``; sets the state.
-
-        ``previous`` (the last second stage and centres, from ``partial_fit``)
-        warm-starts the clustering when both second stages are affine: the old
-        centres are mapped back to codes and into the new embedding, so that
-        cluster ids carry over. ``partial`` is True for ``partial_fit``, which
-        never refines and resolves ``reducer='auto'`` to no reducer. Returns the
-        final embedding of ``X``.
-        """
-        torch_seed, cluster_seed = seeds
-        codes = encode_array(module, X, device=device)
-        reducer = self._resolve_reducer(codes.shape, device, partial=partial)
-        refine = None if partial else self._refine_method(reducer)
-        second_stage, embedding = fit_second_stage(
-            codes,
-            standardize=self.standardize,
-            pca_components=self.pca_components,
-            reducer=reducer,
-            random_state=cluster_seed,
-        )
-        init_centers = None
-        if previous is not None and previous[0].is_affine and second_stage.is_affine:
-            init_centers = second_stage.transform(previous[0].inverse_transform(previous[1]))
-        clusterer, centers, labels = fit_clusterer(
-            embedding,
-            clusterer=self.clusterer,
-            n_clusters=self.n_clusters,
-            n_init=self.n_init,
-            random_state=cluster_seed,
-            init_centers=init_centers,
-        )
-
-        if refine is not None:
-            with torch_seed_context(torch_seed + 1, device):
-                centers, refine_history = self._refine(
-                    refine,
-                    module,
-                    self._source(X, stream, device),
-                    centers,
-                    second_stage,
-                    device,
-                    torch_seed + 1,
-                )
-            history.update(refine_history)
-            embedding = second_stage.transform(encode_array(module, X, device=device))
-            labels, _ = assign_nearest(embedding, centers)
-
-        if clusterer is not None and hasattr(clusterer, "predict"):
-            labels = np.asarray(clusterer.predict(embedding), dtype=np.int64)
-        elif clusterer is not None:
-            # A clusterer without predict (e.g. agglomerative): new data go to the
-            # nearest cluster mean, and so do the training samples, for consistency.
-            labels, _ = assign_nearest(embedding, centers)
-        sq_dist = ((embedding - centers[labels]) ** 2).sum(axis=1)
-
-        self.autoencoder_ = module
-        self.device_ = device
-        self.history_ = history
-        self.n_iter_ = n_iter
-        self.second_stage_ = second_stage
-        self.scaler_ = second_stage.scaler
-        self.reducer_ = second_stage.reducer
-        self.pca_ = second_stage.reducer if self.pca_components is not None else None
-        self.clusterer_ = clusterer
-        self.cluster_centers_ = centers
-        self.labels_ = labels
-        self.inertia_ = float(sq_dist.sum())
-        return embedding
-
-    def _streams(self, X):
-        """Whether ``X`` is streamed to the device in blocks instead of copied whole."""
-        if self.streaming != "auto":
-            return bool(self.streaming)
-        if (
-            not streamable(X)
-            or self.validation_fraction
-            or isinstance(self.device, (list, tuple))
-        ):
-            return False
-        n_samples, n_features = X.shape
-        return n_samples * n_features * 4 > _STREAM_BYTES
-
-    def _validate_stream(self, X, *, reset):
-        """Check an array-like to stream without copying it whole (cf. ``validate_data``)."""
-        dtype = np.dtype(X.dtype)
-        if not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(
-            dtype, np.complexfloating
-        ):
-            raise ValueError(f"X has dtype {dtype}; a real numeric array is needed.")
-        n_samples, n_features = (int(n) for n in X.shape)
-        if n_samples < 1 or n_features < 1:
-            raise ValueError(
-                f"Found array with {n_samples} sample(s) and {n_features} feature(s) "
-                f"(shape={tuple(X.shape)}) while a minimum of 1 is required."
-            )
-        _check_feature_names(self, X, reset=reset)
-        _check_n_features(self, X, reset=reset)
-        if np.issubdtype(dtype, np.floating):
-            rows = max(1, STREAM_BLOCK_BYTES // (dtype.itemsize * n_features))
-            for start, block in iter_row_blocks(X, rows, dtype=dtype):
-                if not np.isfinite(block).all():
-                    what = "NaN" if np.isnan(block).any() else "infinity"
-                    raise ValueError(
-                        f"Input X contains {what} (in rows {start} to "
-                        f"{start + block.shape[0] - 1})."
-                    )
-        return X
-
-    def _devices(self):
-        """The training devices: one, or several for distributed data parallel training."""
-        if isinstance(self.device, (list, tuple)):
-            from ._distributed import resolve_devices
-
-            return resolve_devices(self.device)
-        return [resolve_device(self.device)]
+    def _validate_X(self, X, *, reset, stream):
+        if stream and streamable(X):
+            check_stream(X)
+            _check_feature_names(self, X, reset=reset)
+            _check_n_features(self, X, reset=reset)
+            return X
+        return validate_data(self, X, reset=reset, dtype=_FLOAT_DTYPES)
 
     def _check_param_combinations(self):
-        if self.pca_components is not None and self.reducer not in (None, "auto"):
-            raise ValueError(
-                "pca_components and reducer cannot both be set; use "
-                "reducer=PCA(...) or pca_components alone."
-            )
         if self.architecture == "conv" and self.image_shape is None and self.module is None:
             raise ValueError("architecture='conv' needs image_shape=(C, H, W).")
         if self.augment and self.image_shape is None:
@@ -1000,66 +849,31 @@ class AutoencoderKMeans(
                 f"noise={self.noise} is the fraction of masked inputs; it must be < 1 "
                 "with noise_type='mask'."
             )
-        if self.refine not in (None, "auto"):
-            if not (isinstance(self.clusterer, str) and self.clusterer in _KMEANS_CLUSTERERS):
-                raise ValueError(
-                    f"refine={self.refine!r} needs clusterer='kmeans', got "
-                    f"{self.clusterer!r}; use refine=None (or 'auto') with other clusterers."
-                )
-            if self.reducer not in (None, "auto"):
-                raise ValueError(
-                    f"refine={self.refine!r} works through the scaler and PCA only "
-                    "(pca_components); it cannot be combined with reducer."
-                )
+        for callback in self.callbacks or ():
+            if hasattr(callback, "_validate_params"):
+                callback._validate_params()
+        self._check_refine()
 
-    def _n_epochs(self, n_samples):
-        """Number of pre-training epochs (resolves ``epochs='auto'``)."""
-        if self.epochs != "auto":
-            return self.epochs
-        n_batches = -(-n_samples // min(self.batch_size, n_samples))
-        return int(np.clip(-(-_AUTO_STEPS // n_batches), 10, 200))
-
-    def _split(self, X, seed):
-        """Training and validation parts of ``X`` (validation is None when unused)."""
-        if not self.validation_fraction:
-            return X, None
-        n_val = int(round(self.validation_fraction * X.shape[0]))
-        if n_val < 1 or X.shape[0] - n_val < 1:
+    def _check_refine(self):
+        if self.refine is None or (isinstance(self.refine, str) and self.refine == "auto"):
+            return
+        if isinstance(self.refine, RefinementStrategy):
+            self.refine._validate_params()
+        if not (isinstance(self.clusterer, str) and self.clusterer in _plan.KMEANS_CLUSTERERS):
             raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves an empty "
-                f"training or validation set with n_samples={X.shape[0]}."
+                f"refine={self.refine!r} needs clusterer='kmeans', got "
+                f"{self.clusterer!r}; use refine=None (or 'auto') with other clusterers."
             )
-        perm = np.random.RandomState(seed).permutation(X.shape[0])
-        return X[perm[n_val:]], X[perm[:n_val]]
+        reducer = None if isinstance(self.reducer, str) else self.reducer
+        if not is_affine(reducer):
+            raise ValueError(
+                f"refine={self.refine!r} works through the scaler and a PCA reducer "
+                f"only; it cannot be combined with reducer={self.reducer!r}."
+            )
 
-    def _build_module(self, n_features):
-        if self.module is not None:
-            return build_module(self.module, self.module_kwargs, n_features)
-        options = dict(
-            activation=self.activation,
-            output_activation=self.output_activation,
-            dropout=self.dropout,
-            batch_norm=self.batch_norm,
-        )
-        use_conv = self.architecture == "conv" or (
-            self.architecture == "auto" and self.image_shape is not None
-        )
-        if use_conv:
-            shape = resolve_image_shape(self.image_shape, n_features)
-            channels = self._check_int_sequence("conv_channels", allow_empty=False)
-            return ConvAutoencoder(shape, self.latent_dim, channels=channels, **options)
-        if self.image_shape is not None:
-            resolve_image_shape(self.image_shape, n_features)  # still validate it
-        hidden = self._check_int_sequence("hidden_layer_sizes", allow_empty=True)
-        return MLPAutoencoder(n_features, hidden, self.latent_dim, **options)
-
-    def _check_int_sequence(self, name, *, allow_empty):
-        value = getattr(self, name)
-        sizes = np.asarray(value, dtype=object).ravel()
-        ok = all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
-        if not ok or (not allow_empty and sizes.size == 0):
-            raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}.")
-        return tuple(int(s) for s in sizes)
+    def _fresh_callbacks(self):
+        """Copies of the user's callbacks for one fit (the parameter stays untouched)."""
+        return [clone(callback, safe=False) for callback in self.callbacks or ()]
 
     def _make_optimizer(self, params, learning_rate=None):
         return make_optimizer(
@@ -1069,83 +883,43 @@ class AutoencoderKMeans(
             weight_decay=self.weight_decay,
         )
 
-    def _resolve_reducer(self, codes_shape, device, *, partial):
-        """The reducer to fit on codes of shape ``codes_shape`` (resolves ``'auto'``)."""
-        if not (isinstance(self.reducer, str) and self.reducer == "auto"):
-            return self.reducer
-        n_samples, n_codes = codes_shape
-        if (
-            partial
-            or self.pca_components is not None
-            or self.refine not in (None, "auto")
-            or n_samples >= LARGE_N_SAMPLES
-        ):
-            return None
-        return NeighborEmbedding(
-            n_components=min(self.n_clusters, n_codes),
-            device="auto" if self.device == "auto" else str(device),
-        )
-
-    def _refine_method(self, reducer):
-        """The refinement to run (resolves ``refine='auto'``), or None."""
-        if self.refine != "auto":
-            return self.refine
-        kmeans = isinstance(self.clusterer, str) and self.clusterer in _KMEANS_CLUSTERERS
-        return "idec" if kmeans and reducer is None else None
-
-    def _refine(self, method, module, source, centers, second_stage, device, seed):
-        """Joint refinement of ``module`` and ``centers`` through the affine second stage."""
-        scaler, pca = second_stage.scaler, second_stage.reducer
-        embed = affine_head_from_sklearn(scaler, pca, device=device)
-        batch_size = min(self.batch_size, source.n_samples)
-        common = dict(
-            embed=embed,
-            epochs=self.refine_epochs,
-            batch_size=batch_size,
-            optimizer_factory=lambda params: self._make_optimizer(
-                params, learning_rate=self.refine_learning_rate
-            ),
+    def _train_params(self, *, epochs):
+        """Keyword arguments of the pre-training loop that come from the parameters."""
+        return dict(
+            epochs=epochs,
+            batch_size=self.batch_size,
             loss=self.loss,
-            tol=self.refine_tol,
-            clip_grad_norm=self.clip_grad_norm,
-            generator=torch.Generator().manual_seed(seed),
+            noise=self.noise,
+            noise_type=self.noise_type,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
             verbose=self.verbose,
         )
-        centers_t = torch.as_tensor(centers, dtype=torch.float32, device=device)
-        if method == "kmeans":
-            new_centers, history = refine_kmeans(
-                module,
-                source,
-                centers_t,
-                lambda_=self.refine_lambda,
-                warmup_epochs=min(_REFINE_WARMUP_EPOCHS, self.refine_epochs - 1),
-                **common,
-            )
-        else:
-            gamma = 0.0 if method == "dec" else self.gamma
-            new_centers, history = refine_dec(
-                module,
-                source,
-                centers_t,
-                gamma=gamma,
-                update_interval=(
-                    -(-source.n_samples // batch_size)  # one epoch of batches
-                    if self.update_interval == "auto"
-                    else self.update_interval
-                ),
-                **common,
-            )
-        return new_centers.detach().cpu().numpy().astype(np.float64), history
+
+    def _augmenter(self, n_features, seed):
+        """The batch augmentation of ``augment`` (None when off), seeded with ``seed``."""
+        if not self.augment:
+            return None
+        return RandomAffine(
+            resolve_image_shape(self.image_shape, n_features),
+            shift=self.augment,
+            rotation=100.0 * self.augment,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def _source(self, X, stream, device):
+        """Training data: one tensor on ``device``, or a stream of blocks."""
+        if stream:
+            return StreamSource(X, device, min(self.batch_size, X.shape[0]))
+        return TensorSource(to_tensor(X, device))
 
     # -------------------------------------------------------- inference
-    def _validate_X(self, X):
+    def _check_new_X(self, X):
         check_is_fitted(self)
-        if self._streams(X) and streamable(X):
-            return self._validate_stream(X, reset=False)
-        return validate_data(self, X, reset=False, dtype=_FLOAT_DTYPES)
+        return self._validate_X(X, reset=False, stream=_plan.streams(self, X))
 
     def _transform(self, X):
-        X = self._validate_X(X)
+        X = self._check_new_X(X)
         with torch_threads(self.n_jobs):
             codes = encode_array(self.autoencoder_, X, device=self.device_)
         return self.second_stage_.transform(codes)
@@ -1219,7 +993,7 @@ class AutoencoderKMeans(
         X_reconstructed : ndarray of shape (n_samples, n_features)
             ``decode(encode(X))``, in the feature space of ``X``.
         """
-        X = self._validate_X(X)
+        X = self._check_new_X(X)
         with torch_threads(self.n_jobs):
             return reconstruct_array(self.autoencoder_, X, device=self.device_)
 
@@ -1240,8 +1014,6 @@ class AutoencoderKMeans(
             Decoded samples.
         """
         check_is_fitted(self)
-        from sklearn.utils import check_array
-
         embedding = check_array(X, dtype=_FLOAT_DTYPES)
         n_embedding = self.cluster_centers_.shape[1]
         if embedding.shape[1] != n_embedding:

@@ -1,48 +1,28 @@
-"""Training loop and batched inference for autoencoders.
+"""Pre-training: an autoencoder learns to reconstruct its input.
 
-``train_autoencoder`` is a plain keyword-only function over a module, a tensor
-and an optimizer, with no estimator inside, so that it can be reused (or
-wrapped by distributed launchers) on its own.
+:func:`train_autoencoder` is a plain keyword-only function over a module, a
+tensor (or a data source) and an optimizer, with no estimator inside, so that
+it can be reused, or wrapped by the distributed launcher, on its own. It runs
+the shared :func:`~skdeepcluster.training._loop.fit_loop` with a
+reconstruction objective; early stopping, the NaN guard, learning-rate
+schedules, clipping and progress are callbacks.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
 import math
 import numbers
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from ._data import StreamSource, TensorSource, as_source, iter_row_blocks
-
-__all__ = [
-    "LOSSES",
-    "LR_SCHEDULES",
-    "NOISE_TYPES",
-    "OPTIMIZERS",
-    "RandomAffine",
-    "decode_array",
-    "encode_array",
-    "make_optimizer",
-    "reconstruct_array",
-    "to_tensor",
-    "train_autoencoder",
-]
-
-logger = logging.getLogger(__name__)
-
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mse": nn.functional.mse_loss,
-    "l1": nn.functional.l1_loss,
-    "huber": nn.functional.huber_loss,
-}
+from .._data import StreamSource, TensorSource, as_source
+from ._callbacks import EarlyStopping, GradientNormClipping, LRScheduler, NaNGuard, ProgressBar
+from ._inference import INFERENCE_BATCH_SIZE
+from ._loop import LoopState, fit_loop
+from ._optim import LOSSES
 
 #: Kinds of input corruption for denoising autoencoders.
 NOISE_TYPES = ("gaussian", "mask")
@@ -52,67 +32,6 @@ LR_SCHEDULES = (None, "cosine", "plateau")
 
 #: Patience of the 'plateau' schedule when early stopping is off.
 PLATEAU_PATIENCE = 5
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-
-#: Rows per batch for inference (transform/predict); large batches amortise
-#: the per-call overhead while keeping memory bounded.
-INFERENCE_BATCH_SIZE = 4096
-
-
-def make_optimizer(
-    name: str,
-    params,
-    *,
-    learning_rate: float,
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
-) -> torch.optim.Optimizer:
-    """Build a torch optimizer from its name (``'adam'``, ``'adamw'``, ``'sgd'``).
-
-    ``params`` is an iterable of tensors or of parameter-group dicts. The
-    fused implementation is used when every parameter is a floating-point
-    tensor on the CPU or a CUDA device: one kernel per step instead of a
-    dozen per tensor (about 20 % off a CPU training epoch of the default
-    autoencoder), with the same update rule.
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}.")
-    params = list(params)
-    kwargs = {"lr": learning_rate, "weight_decay": weight_decay}
-    if name == "sgd":
-        kwargs["momentum"] = momentum
-    if _fusable(params):
-        kwargs["fused"] = True
-    return OPTIMIZERS[name](params, **kwargs)
-
-
-def _fusable(params: list) -> bool:
-    """Whether the fused optimizer kernels support all of ``params``."""
-    tensors = []
-    for p in params:
-        group = p["params"] if isinstance(p, dict) else p
-        tensors.extend([group] if isinstance(group, torch.Tensor) else group)
-    devices = {t.device for t in tensors}
-    return (
-        len(devices) == 1
-        and next(iter(devices)).type in ("cpu", "cuda")
-        and all(t.dtype in (torch.float32, torch.float64) for t in tensors)
-    )
-
-
-def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Float32 tensor on ``device`` holding ``X`` (copied only when needed)."""
-    X = np.asarray(X, dtype=np.float32)
-    if not X.flags.writeable or not X.flags.c_contiguous:
-        # torch cannot share read-only memory (e.g. a memmap) without a warning.
-        X = np.array(X, dtype=np.float32, order="C", copy=True)
-    return torch.from_numpy(X).to(device)
-
-
-def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
 
 def _has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
@@ -285,23 +204,6 @@ def _check_training_params(
         raise ValueError(f"Unknown lr_schedule {lr_schedule!r}; expected one of {LR_SCHEDULES}.")
 
 
-def _make_scheduler(
-    lr_schedule: str | None,
-    optimizer: torch.optim.Optimizer,
-    *,
-    epochs: int,
-    n_iter_no_change: int | None,
-):
-    if lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    if lr_schedule == "plateau":
-        patience = max(1, n_iter_no_change // 2) if n_iter_no_change else PLATEAU_PATIENCE
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=0.1, patience=patience
-        )
-    return None
-
-
 def train_autoencoder(
     module: nn.Module,
     X: torch.Tensor | TensorSource | StreamSource,
@@ -320,6 +222,7 @@ def train_autoencoder(
     clip_grad_norm: float | None = None,
     lr_schedule: str | None = None,
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    callbacks: Sequence | None = None,
 ) -> dict[str, Any]:
     """Train ``module`` to reconstruct ``X`` with mini-batch gradient descent.
 
@@ -382,6 +285,9 @@ def train_autoencoder(
         then learns to reconstruct (input and target are the augmented batch;
         ``noise`` corrupts the input after it). For example
         :class:`RandomAffine` for images. Validation data are never augmented.
+    callbacks : sequence of Callback, optional
+        Further callbacks (see :mod:`skdeepcluster.training`), called after
+        the built-in ones that the arguments above stand for.
 
     Returns
     -------
@@ -416,209 +322,95 @@ def train_autoencoder(
         clip_grad_norm=clip_grad_norm,
         lr_schedule=lr_schedule,
     )
-    loss_fn = LOSSES[loss]
     source = as_source(X)
-    n_samples, device = source.n_samples, source.device
-    if X_val is not None:
-        if isinstance(X_val, torch.Tensor) and X_val.shape[0] == 0:
-            X_val = None
-        else:
-            X_val = as_source(X_val)
-            if X_val.n_features != source.n_features:
-                raise ValueError(
-                    f"X_val must have shape (n_val, {source.n_features}), "
-                    f"got {X_val.n_features} features."
-                )
+    X_val = _check_validation(X_val, source)
     batch_norm = _has_batch_norm(module)
-    if batch_norm and n_samples < 2:
+    if batch_norm and source.n_samples < 2:
         raise ValueError(
             "Training an autoencoder with batch normalization needs at least 2 samples, "
-            f"got n_samples={n_samples}."
+            f"got n_samples={source.n_samples}."
         )
-    batch_size = min(batch_size, n_samples)
-    noise_gen = _noise_generator(generator, device) if noise > 0 else None
-    scheduler = _make_scheduler(
-        lr_schedule, optimizer, epochs=epochs, n_iter_no_change=n_iter_no_change
+    batch_size = min(batch_size, source.n_samples)
+    noise_gen = _noise_generator(generator, source.device) if noise > 0 else None
+    objective = _Reconstruction(
+        module,
+        LOSSES[loss],
+        n_samples=source.n_samples,
+        corrupt=None if noise <= 0 else lambda xb: _corrupt(xb, noise, noise_type, noise_gen),
+        augment=augment,
+        X_val=X_val,
     )
-    params = [p for p in module.parameters() if p.requires_grad]
-
-    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "best_epoch": None}
-    last_good = _snapshot(module)
-    best_state: dict[str, torch.Tensor] | None = None
-    best_loss = math.inf  # lowest monitored loss so far
-    ref_loss = math.inf  # loss the next epoch must beat by tol
-    n_no_change = 0
-
-    progress = None
-    if verbose:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=epochs, desc="autoencoder", unit="epoch", leave=True)
-    try:
-        for epoch in range(epochs):
-            module.train()
-            total = torch.zeros((), device=device)
-            for _, xb in source.batches(batch_size, generator, avoid_singleton=batch_norm):
-                if augment is not None:
-                    xb = augment(xb)
-                x_in = _corrupt(xb, noise, noise_type, noise_gen) if noise > 0 else xb
-                optimizer.zero_grad(set_to_none=True)
-                batch_loss = loss_fn(module(x_in), xb)
-                batch_loss.backward()
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(params, clip_grad_norm)
-                optimizer.step()
-                total += batch_loss.detach() * xb.shape[0]
-            epoch_loss = _global_mean(module, total, n_samples)
-            val_loss = None
-            if X_val is not None and math.isfinite(epoch_loss):
-                # Averaged over DDP ranks too: GPUs may differ in the last bits.
-                val_loss = _global_mean(
-                    module, _mean_loss(module, X_val, loss_fn, INFERENCE_BATCH_SIZE), 1
-                )
-            bad = next(
-                (
-                    (what, v)
-                    for what, v in (("training", epoch_loss), ("validation", val_loss))
-                    if v is not None and not math.isfinite(v)
-                ),
-                None,
-            )
-            if bad is not None:
-                what, value = bad
-                module.load_state_dict(last_good)
-                warnings.warn(
-                    f"The {what} loss became {value} at epoch {epoch + 1}; "
-                    "training stopped and the weights of the last finite epoch "
-                    "were restored. Lower learning_rate or scale the input.",
-                    ConvergenceWarning,
-                    stacklevel=2,
-                )
-                break
-            history["train_loss"].append(epoch_loss)
-            if val_loss is not None:
-                history["val_loss"].append(val_loss)
-            last_good = _snapshot(module)
-
-            monitored = epoch_loss if val_loss is None else val_loss
-            if monitored < best_loss:
-                best_loss = monitored
-                history["best_epoch"] = epoch
-                if n_iter_no_change is not None:
-                    best_state = last_good
-            if monitored < ref_loss - tol:
-                ref_loss = monitored
-                n_no_change = 0
-            else:
-                n_no_change += 1
-            if scheduler is not None:
-                if lr_schedule == "plateau":
-                    scheduler.step(monitored)
-                else:
-                    scheduler.step()
-
-            if val_loss is None:
-                logger.debug("epoch %d: train_loss=%.6g", epoch + 1, epoch_loss)
-            else:
-                logger.debug(
-                    "epoch %d: train_loss=%.6g val_loss=%.6g", epoch + 1, epoch_loss, val_loss
-                )
-            if progress is not None:
-                progress.update(1)
-                postfix = {"loss": f"{epoch_loss:.4g}"}
-                if val_loss is not None:
-                    postfix["val_loss"] = f"{val_loss:.4g}"
-                progress.set_postfix(postfix)
-            if n_iter_no_change is not None and n_no_change >= n_iter_no_change:
-                logger.debug(
-                    "early stopping at epoch %d: no improvement of at least %g for %d epochs",
-                    epoch + 1,
-                    tol,
-                    n_iter_no_change,
-                )
-                break
-    finally:
-        if progress is not None:
-            progress.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return history
+    state = LoopState(
+        stage="pretrain",
+        module=module,
+        optimizer=optimizer,
+        params=[p for p in module.parameters() if p.requires_grad],
+        n_epochs=epochs,
+        history={"train_loss": [], "val_loss": [], "best_epoch": None},
+    )
+    builtins = _builtin_callbacks(
+        n_iter_no_change, tol, lr_schedule, clip_grad_norm, "autoencoder" if verbose else None
+    )
+    return fit_loop(
+        objective,
+        state,
+        lambda: source.batches(batch_size, generator, avoid_singleton=batch_norm),
+        [*builtins, *(callbacks or ())],
+    )
 
 
-def _inference_copy(module: nn.Module, device: torch.device) -> tuple[nn.Module, torch.dtype]:
-    """Module to run inference with, and the dtype to feed it.
-
-    A float64 copy is used: float32 matrix products give results that depend
-    (at the 1e-6 level) on how many rows are in a batch, so
-    ``transform(X)[i]`` would differ from ``transform(X[i:i + 1])``. In float64
-    the difference is far below anything visible, and inference is cheap next
-    to training. Apple's MPS has no float64, so float32 is kept there.
-    """
-    if device.type == "mps":
-        return module.eval(), torch.float32
-    return copy.deepcopy(module).double().eval(), torch.float64
-
-
-def _apply_batched(
-    fn_name: str,
-    module: nn.Module,
-    X: np.ndarray,
-    *,
-    device: torch.device,
-    batch_size: int,
-) -> np.ndarray:
-    module.eval()
-    model, dtype = _inference_copy(module, device)
-    fn = model if fn_name == "forward" else getattr(model, fn_name)
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    out = None
-    with torch.inference_mode():
-        # Fresh writable blocks (torch warns on read-only views); the pages of a
-        # memory-mapped X are released as the blocks go by. The result is written
-        # into one array allocated once, so that large inputs do not leave a trail
-        # of small allocations between the freed blocks (heap fragmentation).
-        for start, xb in iter_row_blocks(X, batch_size, dtype=np_dtype):
-            result = fn(torch.from_numpy(xb).to(device)).cpu().numpy()
-            if out is None:
-                out = np.empty((X.shape[0], *result.shape[1:]), dtype=result.dtype)
-            out[start : start + result.shape[0]] = result
-    return out
+def _check_validation(X_val, source):
+    """``X_val`` as a source of the training data's width, or None (also when empty)."""
+    if X_val is None or (isinstance(X_val, torch.Tensor) and X_val.shape[0] == 0):
+        return None
+    X_val = as_source(X_val)
+    if X_val.n_features != source.n_features:
+        raise ValueError(
+            f"X_val must have shape (n_val, {source.n_features}), "
+            f"got {X_val.n_features} features."
+        )
+    return X_val
 
 
-def encode_array(
-    module: nn.Module,
-    X: np.ndarray,
-    *,
-    device: torch.device,
-    batch_size: int = INFERENCE_BATCH_SIZE,
-) -> np.ndarray:
-    """Codes of ``X`` as an array, computed in large batches.
-
-    Runs under :func:`torch.inference_mode` with the module in eval mode, so
-    dropout and input noise are off. On the CPU the computation is done in
-    float64 (see ``_inference_copy``) and a float64 array is returned.
-    """
-    return _apply_batched("encode", module, X, device=device, batch_size=batch_size)
+def _builtin_callbacks(n_iter_no_change, tol, lr_schedule, clip_grad_norm, progress):
+    """The callbacks that ``train_autoencoder``'s keyword arguments stand for."""
+    callbacks = [NaNGuard(hint="Lower learning_rate or scale the input.")]
+    callbacks.append(EarlyStopping(patience=n_iter_no_change, tol=tol))
+    if lr_schedule is not None:
+        patience = max(1, n_iter_no_change // 2) if n_iter_no_change else PLATEAU_PATIENCE
+        callbacks.append(LRScheduler(lr_schedule, patience=patience))
+    if clip_grad_norm is not None:
+        callbacks.append(GradientNormClipping(clip_grad_norm))
+    if progress is not None:
+        callbacks.append(ProgressBar(progress))
+    return callbacks
 
 
-def decode_array(
-    module: nn.Module,
-    Z: np.ndarray,
-    *,
-    device: torch.device,
-    batch_size: int = INFERENCE_BATCH_SIZE,
-) -> np.ndarray:
-    """Decoded inputs for codes ``Z``, computed in large batches (see ``encode_array``)."""
-    return _apply_batched("decode", module, Z, device=device, batch_size=batch_size)
+class _Reconstruction:
+    """Objective of pre-training: the reconstruction loss of (augmented, noisy) batches."""
 
+    def __init__(self, module, loss_fn, *, n_samples, corrupt, augment, X_val):
+        self.module = module
+        self.loss_fn = loss_fn
+        self.n_samples = n_samples
+        self.corrupt = corrupt
+        self.augment = augment
+        self.X_val = X_val
 
-def reconstruct_array(
-    module: nn.Module,
-    X: np.ndarray,
-    *,
-    device: torch.device,
-    batch_size: int = INFERENCE_BATCH_SIZE,
-) -> np.ndarray:
-    """Reconstructions ``module(X)`` as an array, in large batches (see ``encode_array``)."""
-    return _apply_batched("forward", module, X, device=device, batch_size=batch_size)
+    def before_batch(self, state, idx):
+        return True
+
+    def batch_loss(self, idx, xb):
+        if self.augment is not None:
+            xb = self.augment(xb)
+        x_in = xb if self.corrupt is None else self.corrupt(xb)
+        loss = self.loss_fn(self.module(x_in), xb)
+        return loss, {"train_loss": loss.detach()}
+
+    def end_epoch(self, state, totals, n_seen):
+        logs = {"train_loss": _global_mean(self.module, totals["train_loss"], self.n_samples)}
+        if self.X_val is not None and math.isfinite(logs["train_loss"]):
+            # Averaged over DDP ranks too: GPUs may differ in the last bits.
+            val = _mean_loss(self.module, self.X_val, self.loss_fn, INFERENCE_BATCH_SIZE)
+            logs["val_loss"] = _global_mean(self.module, val, 1)
+        return logs

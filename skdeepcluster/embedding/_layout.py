@@ -1,0 +1,227 @@
+"""The low-dimensional layout: similarity curve, initial and optimised layout, interpolation."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from scipy import sparse
+from scipy.optimize import curve_fit
+
+from ._graph import _membership
+from ._neighbors import knn_search
+
+#: The layout is initialised inside this box, as UMAP does.
+_INIT_SCALE = 10.0
+
+#: Per-coordinate clip of the layout's gradient (stability of the first steps).
+_GRAD_CLIP = 4.0
+
+#: Keeps the repulsion finite for coincident points.
+_REPULSION_EPS = 1e-3
+
+#: Below this fraction of the farthest neighbour's distance, a query's nearest neighbour
+#: outweighs the others in proportion to its closeness (continuity at the data points).
+_NEAR_FRACTION = 1e-3
+
+
+@functools.lru_cache(maxsize=32)
+def layout_curve_params(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
+    """``(a, b)`` of the low-dimensional similarity ``1 / (1 + a * d ** (2 * b))``.
+
+    Fitted by least squares to ``1`` for ``d < min_dist`` and
+    ``exp(-(d - min_dist) / spread)`` beyond, as in UMAP.
+
+    Parameters
+    ----------
+    min_dist : float
+        Distance below which embedded points count as fully similar.
+    spread : float, default=1.0
+        Scale of the exponential decay beyond ``min_dist``.
+
+    Returns
+    -------
+    a : float
+        Scale of the curve.
+    b : float
+        Exponent of the curve.
+    """
+    d = np.linspace(0.0, 3.0 * spread, 300)
+    target = np.where(d < min_dist, 1.0, np.exp(-(d - min_dist) / spread))
+    (a, b), _ = curve_fit(
+        lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), d, target, p0=(1.0, 1.0), maxfev=10_000
+    )
+    return float(a), float(b)
+
+
+def _initial_layout(
+    X: torch.Tensor, n_components: int, init: str, generator: torch.Generator
+) -> torch.Tensor:
+    """Starting coordinates in ``[0, 10]``: the principal components of ``X``, or random.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, n_features)
+        The points to lay out.
+    n_components : int
+        Dimension of the layout.
+    init : {'pca', 'random'}
+        Principal components (with a little jitter, which also fills the
+        dimensions beyond the rank of ``X``) or uniform random coordinates.
+    generator : torch.Generator
+        Source of the random coordinates and of the jitter.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_components)
+        The layout, float32, on the device of ``X``.
+    """
+    n = X.shape[0]
+    noise = torch.rand((n, n_components), generator=generator, dtype=torch.float64)
+    if init == "random" or n < 2:
+        return (_INIT_SCALE * noise).to(X.device, torch.float32)
+    centred = X.double() - X.double().mean(0)
+    _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+    layout = torch.zeros((n, n_components), dtype=torch.float64, device=X.device)
+    m = min(n_components, vt.shape[0])
+    layout[:, :m] = centred @ vt[:m].T
+    span = layout.max(0).values - layout.min(0).values
+    span = torch.where(span > 0, span, torch.ones_like(span))
+    layout = _INIT_SCALE * (layout - layout.min(0).values) / span
+    # A little jitter separates coincident points (and fills missing dimensions).
+    layout += 1e-4 * _INIT_SCALE * noise.to(X.device)
+    return layout.float()
+
+
+def optimize_layout(
+    layout: torch.Tensor,
+    graph: sparse.coo_matrix,
+    *,
+    n_steps: int,
+    batch_size: int,
+    negative_sample_rate: int,
+    learning_rate: float,
+    a: float,
+    b: float,
+    generator: torch.Generator,
+    progress=None,
+) -> torch.Tensor:
+    """Stochastic layout of the graph (UMAP's cross-entropy, by mini-batches of edges).
+
+    Each step samples ``batch_size`` edges with probability proportional to
+    their weight and ``negative_sample_rate`` random points per edge. The
+    ends of each edge are pulled together (the gradient of
+    ``log(1 + a d^2b)``) and each edge's head and its random points are
+    pushed apart (the gradient of ``-log(1 - 1 / (1 + a d^2b))``): plain SGD with
+    closed-form gradients, summed per point and clipped per coordinate, and a learning
+    rate decaying linearly to zero.
+
+    Parameters
+    ----------
+    layout : torch.Tensor of shape (n, n_components)
+        Initial coordinates (left unchanged).
+    graph : scipy.sparse.coo_matrix of shape (n, n)
+        Weighted edges, as made by :func:`fuzzy_neighbor_graph`.
+    n_steps : int
+        Optimisation steps.
+    batch_size : int
+        Edges sampled per step.
+    negative_sample_rate : int
+        Random points drawn per sampled edge.
+    learning_rate : float
+        Initial step size.
+    a, b : float
+        Parameters of the low-dimensional similarity (:func:`layout_curve_params`).
+    generator : torch.Generator
+        Source of the edge and negative samples (a CPU generator).
+    progress : tqdm-like, optional
+        Its ``update(1)`` is called after every step.
+
+    Returns
+    -------
+    torch.Tensor of shape (n, n_components)
+        The optimised layout (a new tensor).
+    """
+    device = layout.device
+    n = layout.shape[0]
+    rows = torch.as_tensor(graph.row, dtype=torch.long, device=device)
+    cols = torch.as_tensor(graph.col, dtype=torch.long, device=device)
+    weights = torch.as_tensor(graph.data, dtype=torch.float32)
+    Y = layout.clone()
+    if n < 2 or rows.numel() == 0:
+        return Y
+    grad = torch.empty_like(Y)
+    for step in range(n_steps):
+        edges = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
+        edges = edges.to(device)
+        head, tail = rows[edges], cols[edges]
+        heads = head.repeat_interleave(negative_sample_rate)
+        negatives = torch.randint(n, (heads.shape[0],), generator=generator).to(device)
+        # Attraction along the edges, d/dy_head of log(1 + a d^2b) ...
+        diff = Y[head] - Y[tail]
+        d2 = (diff * diff).sum(1, keepdim=True).clamp_min(1e-12)
+        pull = 2.0 * a * b * d2 ** (b - 1.0) / (1.0 + a * d2**b) * diff
+        # ... and repulsion from random points, d/dy_head of -log(1 - 1 / (1 + a d^2b)).
+        diff = Y[heads] - Y[negatives]
+        d2 = (diff * diff).sum(1, keepdim=True).clamp_min(1e-12)
+        adb = a * d2**b
+        push = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
+        push = push * diff
+        # One accumulation of every pair's gradient (index_add_ sums in a fixed order
+        # on the CPU, so runs are reproducible), clipped per point and coordinate.
+        grad.zero_().index_add_(
+            0, torch.cat([head, tail, heads, negatives]), torch.cat([pull, -pull, push, -push])
+        )
+        grad.nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
+        Y.add_(grad, alpha=-learning_rate * (1.0 - step / n_steps))
+        if progress is not None:
+            progress.update(1)
+    return Y
+
+
+def interpolate_embedding(
+    queries: torch.Tensor,
+    data: torch.Tensor,
+    embedding: torch.Tensor,
+    n_neighbors: int,
+) -> torch.Tensor:
+    """Place ``queries`` by the fuzzy-weighted mean embedding of their nearest ``data`` rows.
+
+    The weights are the fuzzy memberships of the query's ``n_neighbors``
+    nearest ``data`` rows; a query equal to one or more ``data`` rows gets
+    the mean embedding of those rows exactly. So that a query close to a row
+    is placed close to it (a difference that survives the float32 conversion,
+    1e-17 on a zero coordinate, would otherwise move it by a fraction of its
+    neighbourhood), the nearest row's weight becomes ``tau / d`` at a
+    distance ``d`` below ``tau``, ``1e-3`` of the farthest neighbour's
+    distance: the placement goes continuously to the row's embedding as
+    ``d`` goes to 0, and is unchanged beyond ``tau``.
+
+    Parameters
+    ----------
+    queries : torch.Tensor of shape (n_queries, n_features)
+        Points to place.
+    data : torch.Tensor of shape (n_data, n_features)
+        Points already placed.
+    embedding : torch.Tensor of shape (n_data, n_components)
+        Their embedding.
+    n_neighbors : int
+        Neighbours interpolated, at most ``n_data``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_queries, n_components)
+        Embedding of the queries, with the dtype of ``embedding``.
+    """
+    dist, index = knn_search(queries, data, n_neighbors)
+    weights = _membership(dist)
+    nearest, tau = dist[:, :1], _NEAR_FRACTION * dist[:, -1:]
+    near = (nearest > 0) & (nearest < tau)
+    boost = (tau / torch.where(near, nearest, tau)).clamp_max(torch.finfo(dist.dtype).max)
+    weights = torch.cat([torch.where(near, boost, weights[:, :1]), weights[:, 1:]], dim=1)
+    exact = dist == 0
+    has_exact = exact.any(1, keepdim=True)
+    weights = torch.where(has_exact, exact.to(weights.dtype), weights)
+    weights = weights / weights.sum(1, keepdim=True)
+    return (weights[:, :, None] * embedding[index]).sum(1)

@@ -1,0 +1,336 @@
+"""The :class:`NeighborEmbedding` transformer: k-NN graph, fuzzy weights, layout, interpolation."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy import sparse
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._device import resolve_device
+from ._graph import fuzzy_neighbor_graph
+from ._layout import _initial_layout, interpolate_embedding, layout_curve_params, optimize_layout
+from ._neighbors import knn_search
+from ._unique import unique_rows
+
+
+class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Neighbour-graph embedding (UMAP-style) in PyTorch.
+
+    Builds the exact k-nearest-neighbour graph of the distinct rows of ``X``,
+    weights its edges by fuzzy membership, and lays the points out in ``n_components``
+    dimensions so that graph neighbours attract and random pairs repel
+    (the cross-entropy layout of UMAP). With ``min_dist=0`` clusters come out
+    compact and well separated: as the second stage of
+    :class:`~skdeepcluster.AutoencoderKMeans` (``reducer=NeighborEmbedding()``)
+    it gives the "N2D" recipe (autoencoder, manifold embedding, clustering)
+    without the optional ``umap-learn`` dependency, and it runs on the same
+    torch device.
+
+    Read more in the :ref:`User Guide <second_stage>`.
+
+    Parameters
+    ----------
+    n_components : int, default=10
+        Dimension of the embedding.
+
+    n_neighbors : int, default=15
+        Neighbours per sample in the graph (clipped to ``n_samples - 1``):
+        larger values keep more of the global structure, smaller ones more
+        of the local detail.
+
+    min_dist : float, default=0.0
+        Smallest distance between embedded points that the layout aims for;
+        0 packs each cluster tightly, which suits clustering.
+
+    n_epochs : int or 'auto', default='auto'
+        Length of the layout optimisation, in passes over the graph's edges
+        (edges are sampled in proportion to their weight). ``'auto'`` makes
+        50 passes, and at least 500 steps of ``batch_size`` edges.
+
+    negative_sample_rate : int, default=5
+        Random (repelling) points drawn per sampled edge.
+
+    learning_rate : float, default=1.0
+        Initial step of the layout's SGD; it decays linearly to 0.
+
+    batch_size : int, default=8192
+        Edges per optimisation step.
+
+    init : {'pca', 'random'}, default='pca'
+        Initial layout: the principal components of ``X`` (scaled into a box
+        of side 10) or uniform random coordinates.
+
+    max_samples : int or None, default=50000
+        Fit the graph on at most this many samples, drawn at random; the
+        others are placed by :meth:`transform`. None uses every sample (the
+        exact k-NN search costs ``O(n_samples ** 2)``).
+
+    device : str or torch.device, default='auto'
+        Torch device for the k-NN search and the layout: ``'auto'`` (CUDA when
+        available), ``'cpu'``, ``'cuda'``, ``'mps'``... The fitted state is
+        kept as NumPy arrays, so a fitted model pickles anywhere; ``transform``
+        runs on the CPU where ``device`` is not available.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsample, the initial jitter and the layout's sampling.
+        An int gives identical embeddings on every fit on the CPU; on CUDA the
+        gradient sums use atomic additions, whose order (and so the last bits,
+        which the layout can amplify) may vary from run to run.
+
+    verbose : int, default=0
+        ``1`` or more shows a progress bar of the layout.
+
+    Attributes
+    ----------
+    embedding_ : ndarray of shape (n_fit_samples, n_components)
+        Embedding of the samples the graph was built on; identical samples
+        have identical rows.
+
+    fit_indices_ : ndarray of shape (n_fit_samples,)
+        Rows of the training ``X`` the graph was built on (all of them unless
+        ``max_samples`` was exceeded).
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during ``fit``; defined only when ``X`` has
+        feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.manifold.TSNE : The t-SNE embedding, which has no ``transform`` for new data.
+    sklearn.decomposition.PCA : Linear dimensionality reduction.
+
+    Notes
+    -----
+    :meth:`transform` places each sample at the weighted mean embedding of
+    its ``n_neighbors`` nearest training samples (the weights are the fuzzy
+    memberships of the graph); a sample equal to a training sample is placed
+    exactly on it. Unlike umap-learn there is no further optimisation of new
+    points, so ``transform`` is deterministic and independent of the batch.
+
+    Identical samples (equal once converted to float32) are one node of the
+    graph, laid out once: they get the same embedding in :meth:`fit` and in
+    :meth:`transform`, and a node's neighbours are distinct points rather
+    than its copies. As in umap-learn, a node carries no weight for its
+    copies; with fewer than two distinct samples there is no graph and every
+    sample is embedded at one point.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from skdeepcluster import NeighborEmbedding
+    >>> X, y = make_blobs(n_samples=300, centers=3, n_features=20, random_state=0)
+    >>> ne = NeighborEmbedding(n_components=2, random_state=0)
+    >>> E = ne.fit_transform(X)
+    >>> E.shape
+    (300, 2)
+    >>> from sklearn.cluster import KMeans
+    >>> from skdeepcluster.metrics import cluster_accuracy
+    >>> labels = KMeans(n_clusters=3, n_init=10, random_state=0).fit_predict(E)
+    >>> float(cluster_accuracy(y, labels))
+    1.0
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "min_dist": [Interval(Real, 0, None, closed="left")],
+        "n_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "negative_sample_rate": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"pca", "random"})],
+        "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=10,
+        *,
+        n_neighbors=15,
+        min_dist=0.0,
+        n_epochs="auto",
+        negative_sample_rate=5,
+        learning_rate=1.0,
+        batch_size=8192,
+        init="pca",
+        max_samples=50_000,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        # Parameters stored as given (scikit-learn's convention), grouped by concern:
+        # the graph and the layout's target, the optimisation, scale and execution.
+        self.n_components, self.n_neighbors, self.min_dist = n_components, n_neighbors, min_dist
+        self.n_epochs, self.negative_sample_rate = n_epochs, negative_sample_rate
+        self.learning_rate, self.batch_size, self.init = learning_rate, batch_size, init
+        self.max_samples, self.device = max_samples, device
+        self.random_state, self.verbose = random_state, verbose
+
+    def _schedule(self, n_edges: int) -> tuple[int, int]:
+        """Return the edges per step and the number of steps of the layout of a graph.
+
+        Parameters
+        ----------
+        n_edges : int
+            Stored entries of the symmetric graph.
+
+        Returns
+        -------
+        batch_size : int
+            ``batch_size``, but no more than the graph has (and at least 1).
+        n_steps : int
+            ``n_epochs`` passes over the edges in such steps (``'auto'``: 50
+            passes, and at least 500 steps).
+        """
+        batch_size = max(1, min(self.batch_size, n_edges))
+        if self.n_epochs == "auto":
+            return batch_size, max(500, math.ceil(50 * n_edges / batch_size))
+        return batch_size, math.ceil(self.n_epochs * n_edges / batch_size)
+
+    def _layout_nodes(self, nodes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Build the fuzzy k-NN graph of ``nodes`` and optimise their layout.
+
+        Parameters
+        ----------
+        nodes : torch.Tensor of shape (n_nodes, n_features)
+            The distinct training rows, float32, on the fitting device.
+        generator : torch.Generator
+            Source of the initial jitter and of the layout's sampling.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_nodes, n_components)
+            The layout (float32). With a single node there is no graph and it
+            keeps its initial position.
+        """
+        n = nodes.shape[0]
+        k = min(self.n_neighbors, n - 1)
+        if k >= 1:
+            graph = fuzzy_neighbor_graph(*knn_search(nodes, nodes, k, exclude_self=True))
+        else:
+            graph = sparse.coo_matrix((n, n))
+        a, b = layout_curve_params(float(self.min_dist))
+        layout = _initial_layout(nodes, self.n_components, self.init, generator)
+        batch_size, n_steps = self._schedule(graph.nnz)
+        progress = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=n_steps, desc="neighbor embedding", unit="step")
+        try:
+            return optimize_layout(
+                layout,
+                graph,
+                n_steps=n_steps,
+                batch_size=batch_size,
+                negative_sample_rate=self.negative_sample_rate,
+                learning_rate=float(self.learning_rate),
+                a=a,
+                b=b,
+                generator=generator,
+                progress=progress,
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Build the neighbour graph of ``X`` and optimise its embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (dense; NaN and infinity are rejected).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : NeighborEmbedding
+            Fitted estimator.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=1)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        n = X.shape[0]
+        fit_indices = np.arange(n)
+        if self.max_samples is not None and n > self.max_samples:
+            fit_indices = np.sort(rng.choice(n, self.max_samples, replace=False))
+        device = resolve_device(self.device)
+        generator = torch.Generator().manual_seed(seed)
+        # Identical rows (in float32) are one node of the graph, laid out once and so
+        # placed identically; a node's neighbours are other points, not its own copies.
+        # Nodes carry no multiplicity weight (nor do umap-learn's): the memberships give
+        # every point the same effective number of neighbours whatever the density, and
+        # a weight would let a much-repeated row (a default or padding value) dominate
+        # the edge sampling and drag its neighbours. The copies still count downstream,
+        # where the clusterer sees every row at the node's position.
+        nodes, inverse = unique_rows(np.asarray(X[fit_indices], dtype=np.float32))
+        layout = self._layout_nodes(torch.as_tensor(nodes, device=device), generator)
+        node_embedding = layout.cpu().numpy().astype(np.float64)
+        if not np.all(np.isfinite(node_embedding)):  # pragma: no cover - guarded by the clip
+            raise ValueError("The neighbour-embedding layout diverged (non-finite values).")
+        self.embedding_ = node_embedding[inverse]
+        self.fit_indices_ = fit_indices
+        self._nodes, self._node_embedding = nodes, node_embedding
+        return self
+
+    def transform(self, X):
+        """Place ``X`` by interpolating the embedding of its nearest training samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples to embed.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Their embedding; a sample equal to a training sample gets that
+            sample's embedding, and each sample's embedding depends on that
+            sample alone, not on the rest of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        try:
+            device = resolve_device(self.device)
+        except ValueError:  # fitted on a GPU, unpickled where there is none
+            device = torch.device("cpu")
+        data = torch.as_tensor(self._nodes, device=device)
+        embedding = torch.as_tensor(self._node_embedding, device=device)
+        # Identical rows are placed once, so they get the same embedding on any device.
+        queries, inverse = unique_rows(np.asarray(X, dtype=np.float32))
+        k = min(self.n_neighbors, data.shape[0])
+        out = interpolate_embedding(torch.as_tensor(queries, device=device), data, embedding, k)
+        return out.cpu().numpy().astype(np.float64)[inverse]
+
+    def __sklearn_tags__(self):
+        """Declare that float64 input gives a float64 embedding.
+
+        Returns
+        -------
+        sklearn.utils.Tags
+            The estimator's tags.
+        """
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags
