@@ -66,7 +66,14 @@ def build(method: str, dataset: str, n_clusters: int, seed: int):
     if method == "AutoencoderKMeans (defaults)":
         return AutoencoderKMeans(n_clusters=n_clusters, random_state=seed)
     if method == "AutoencoderKMeans + PCA(0.9)":
-        return AutoencoderKMeans(n_clusters=n_clusters, pca_components=0.9, random_state=seed)
+        # PCA keeping 90 % of the variance of the standardized codes, then k-means and
+        # IDEC refinement (refine='auto' refines only without a reducer, so ask for it).
+        return AutoencoderKMeans(
+            n_clusters=n_clusters,
+            reducer=PCA(n_components=0.9),
+            refine="idec",
+            random_state=seed,
+        )
     if method == "AutoencoderKMeans conv":
         return AutoencoderKMeans(
             n_clusters=n_clusters, image_shape=IMAGE_SHAPES[dataset], random_state=seed

@@ -71,7 +71,7 @@ def configurations(dataset: str, k: int) -> dict:
             n_clusters=k, reducer=None, refine=None, random_state=s
         ),
         "AE + PCA(0.9) + KMeans": lambda s: AutoencoderKMeans(
-            n_clusters=k, refine=None, pca_components=0.9, random_state=s
+            n_clusters=k, refine=None, reducer=PCA(n_components=0.9), random_state=s
         ),
         "AE + IDEC (defaults before 0.1)": lambda s: AutoencoderKMeans(
             n_clusters=k, reducer=None, random_state=s

@@ -75,7 +75,7 @@ def memmap_child(path: str, n_samples: int, epochs: int) -> dict:
     import numpy as np
 
     from skdeepcluster import AutoencoderKMeans
-    from skdeepcluster._clustering import LARGE_N_SAMPLES
+    from skdeepcluster._clustering import MINIBATCH_MIN_SAMPLES
 
     X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_samples, N_FEATURES))
     baseline = _status_kib("VmRSS")
@@ -111,7 +111,7 @@ def memmap_child(path: str, n_samples: int, epochs: int) -> dict:
         "clusterer": (
             type(model.clusterer_).__name__
             if model.clusterer_ is not None
-            else ("MiniBatchKMeans" if n_samples >= LARGE_N_SAMPLES else "KMeans")
+            else ("MiniBatchKMeans" if n_samples >= MINIBATCH_MIN_SAMPLES else "KMeans")
         ),
         "torch_threads": __import__("torch").get_num_threads(),
         "n_labels": int(len(np.unique(model.labels_))),
@@ -125,7 +125,7 @@ def time_epochs(path: str, n_samples: int) -> dict:
 
     from skdeepcluster import MLPAutoencoder
     from skdeepcluster._data import StreamSource
-    from skdeepcluster._training import make_optimizer, train_autoencoder
+    from skdeepcluster.training import make_optimizer, train_autoencoder
 
     X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_samples, N_FEATURES))
     torch.manual_seed(0)

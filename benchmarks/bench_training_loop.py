@@ -27,8 +27,9 @@ from torch import nn
 
 from skdeepcluster._device import resolve_device
 from skdeepcluster._networks import ConvAutoencoder, MLPAutoencoder
-from skdeepcluster._training import make_optimizer, to_tensor, train_autoencoder
 from skdeepcluster.datasets import read_idx
+from skdeepcluster.training import make_optimizer, train_autoencoder
+from skdeepcluster.training._inference import to_tensor
 
 DEFAULT_DATA = str(
     Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"

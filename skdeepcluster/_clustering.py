@@ -33,6 +33,17 @@ def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarr
     return labels, np.maximum(sq_dist[np.arange(len(labels)), labels], 0.0)
 
 
+def _rounded(embedding) -> np.ndarray:
+    """A reducer's output as float64 values rounded to float32.
+
+    A reducer's matrix products round differently (by about 1e-17) depending
+    on how many rows it transforms at once; rounding to float32 makes the
+    embedding of a row independent of the rest of the batch, as the codes are
+    (see ``training._inference.encode_array``).
+    """
+    return np.asarray(embedding, dtype=np.float32).astype(np.float64)
+
+
 def is_affine(reducer) -> bool:
     """Whether a (fitted or unfitted) reducer is affine: None, or PCA without whitening."""
     return reducer is None or (isinstance(reducer, PCA) and not reducer.whiten)
@@ -57,7 +68,7 @@ class SecondStage:
         if self.scaler is not None:
             embedding = self.scaler.transform(embedding)
         if self.reducer is not None:
-            embedding = np.asarray(self.reducer.transform(embedding), dtype=np.float64)
+            embedding = _rounded(self.reducer.transform(embedding))
         return embedding
 
     def inverse_transform(self, embedding: np.ndarray) -> np.ndarray:
@@ -104,7 +115,7 @@ def fit_second_stage(
     with warnings.catch_warnings():
         # umap-learn notes that a fixed random_state (set above) means one thread.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        embedding = np.asarray(fitted.fit_transform(scaled), dtype=np.float64)
+        embedding = _rounded(fitted.fit_transform(scaled))
     if embedding.ndim != 2 or embedding.shape[0] != codes.shape[0]:
         raise ValueError(
             f"The reducer {type(fitted).__name__} returned an array of shape "

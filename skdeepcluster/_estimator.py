@@ -250,9 +250,10 @@ class AutoencoderKMeans(
         ``'kmeans'``, ``'dec'`` and ``'idec'`` stand for the strategies with
         their defaults. Refinement needs ``clusterer='kmeans'`` (or
         ``'minibatch_kmeans'``) and an affine second stage (the scaler and/or
-        ``reducer=PCA(...)``). ``'auto'`` is ``IDEC()`` with
-        ``reducer=None`` and a k-means clusterer, and None (no refinement)
-        otherwise, e.g. with the default neighbour-embedding ``reducer``.
+        ``reducer=PCA(...)``). ``'auto'`` is ``IDEC()`` with an
+        affine second stage (``reducer=None`` or ``PCA(...)``) and a k-means
+        clusterer, and None (no refinement) otherwise, e.g. with the default
+        neighbour-embedding ``reducer``.
 
     streaming : 'auto' or bool, default='auto'
         Whether ``fit`` and ``partial_fit`` train on ``X`` in blocks of rows
@@ -519,7 +520,7 @@ class AutoencoderKMeans(
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_fit_context(prefer_skip_nested_validation=False)  # reducer, clusterer: estimators
     def fit(self, X, y=None):
         """Train the autoencoder and cluster the embedding of ``X``.
 
@@ -539,7 +540,7 @@ class AutoencoderKMeans(
         self._atomic(self._fit, X, keep_previous=self.warm_start)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_fit_context(prefer_skip_nested_validation=False)  # reducer, clusterer: estimators
     def fit_transform(self, X, y=None):
         """Fit to ``X`` and return its embedding (same as ``fit(X).transform(X)``).
 
@@ -557,7 +558,7 @@ class AutoencoderKMeans(
         """
         return self._atomic(self._fit, X, keep_previous=self.warm_start)
 
-    @_fit_context(prefer_skip_nested_validation=True)
+    @_fit_context(prefer_skip_nested_validation=False)  # reducer, clusterer: estimators
     def partial_fit(self, X, y=None):
         """Train the autoencoder for one more pass over ``X``, then recluster ``X``.
 
@@ -930,7 +931,7 @@ class AutoencoderKMeans(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            New data.
+            Samples to embed; each row's embedding depends on that row alone.
 
         Returns
         -------
@@ -970,7 +971,7 @@ class AutoencoderKMeans(
         X : array-like of shape (n_samples, n_features)
             New data.
         y : Ignored
-            Not used, present for API consistency by convention.
+            Not used.
 
         Returns
         -------
@@ -986,7 +987,7 @@ class AutoencoderKMeans(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to reconstruct.
+            Data to reconstruct (new or seen in ``fit``).
 
         Returns
         -------

@@ -192,11 +192,15 @@ def resolve_reducer(est, n_samples: int, *, partial: bool):
 
 
 def resolve_refine(est, reducer):
-    """A fresh refinement strategy, or None; ``'auto'`` is IDEC where it can run."""
+    """A fresh refinement strategy, or None; ``'auto'`` is IDEC where it can run.
+
+    It can run with a k-means clusterer (it moves the centres) and an affine
+    second stage (scaler and/or PCA), through which the encoder is trained.
+    """
     refine = est.refine
     kmeans = isinstance(est.clusterer, str) and est.clusterer in KMEANS_CLUSTERERS
     if _is_auto(refine):
-        return IDEC() if kmeans and reducer is None else None
+        return IDEC() if kmeans and is_affine(reducer) else None
     if not is_affine(reducer):
         return None  # refused with a clear error by the estimator's parameter checks
     if refine is None:

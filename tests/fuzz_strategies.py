@@ -138,6 +138,33 @@ def fuzz_test(max_examples: int):
     return decorate
 
 
+# ------------------------------------------------------------ known bugs
+#: Library bugs this fuzzer found (reported with minimal reproducers, issue 17).
+#: While one stands, the strategies steer clear of it, so that the suite checks
+#: everything else; ``SKDEEPCLUSTER_FUZZ_KNOWN_BUGS=1`` draws them again (to
+#: check a fix). Delete an entry, and its use below, once it is fixed.
+KNOWN_BUGS = {
+    "batch_norm_single_row_batches": (
+        "batch_norm=True with batch_size=1 (pre-training), or a last batch of one row "
+        "in refinement (n_samples % batch_size == 1), fails inside torch: 'Expected "
+        "more than 1 value per channel when training'"
+    ),
+    "neighbor_embedding_extreme_scale": (
+        "NeighborEmbedding at |X| ~ 1e30 fails inside torch ('probability tensor "
+        "contains either inf, nan or element < 0': float32 squared distances overflow) "
+        "and at |X| ~ 1e-30 places a training row on another node (squared "
+        "differences underflow to 0); it gives no 'badly scaled' warning"
+    ),
+}
+AVOID_KNOWN_BUGS = os.environ.get("SKDEEPCLUSTER_FUZZ_KNOWN_BUGS", "") != "1"
+
+
+def avoids(bug: str) -> bool:
+    """Whether the strategies steer clear of the known bug ``bug``."""
+    assert bug in KNOWN_BUGS, bug
+    return AVOID_KNOWN_BUGS
+
+
 # ------------------------------------------------------------ the data
 #: dtypes a numeric matrix is drawn in ('object' holds Python floats).
 NUMERIC_DTYPES = ("float64", "float32", "int64", "int32", "uint8", "bool", "object")
@@ -147,9 +174,9 @@ SCALE_RANGE = (1e-6, 1e6)
 
 
 @st.composite
-def magnitudes(draw):
-    """A scale ``10 ** e``: e in [-3, 3], rarely (1 in 20) 1e-30 or 1e30."""
-    if draw(st.integers(0, 19)) == 19:
+def magnitudes(draw, extremes=True):
+    """A scale ``10 ** e``: e in [-3, 3], rarely (1 in 20) 1e-30 or 1e30 (with ``extremes``)."""
+    if draw(st.integers(0, 19)) == 19 and extremes:
         return 10.0 ** draw(st.sampled_from([-30, 30]))
     return 10.0 ** draw(st.floats(-3, 3))
 
@@ -169,6 +196,14 @@ def cast(X: np.ndarray, dtype: str) -> np.ndarray:
     return np.clip(np.round(X), low, high).astype(dtype)
 
 
+def exact_repr(X) -> str:
+    """``repr`` of an array that round-trips: every float with all the digits it needs."""
+    X = np.asarray(X)
+    body = np.array2string(X, separator=", ", floatmode="unique", threshold=X.size + 1,
+                           max_line_width=120)
+    return f"array({body}, dtype={X.dtype.name!r})"
+
+
 @dataclass
 class Matrix:
     """A drawn data matrix and how it was made (shown by Hypothesis on failure)."""
@@ -184,19 +219,23 @@ class Matrix:
         return (
             f"Matrix(shape=({n}, {d}), dtype={self.dtype}, scale={self.scale:.3g}, "
             f"offset={self.offset:g}, n_distinct<={self.n_distinct},\n"
-            f"X=np.{np.array_repr(np.asarray(self.X), max_line_width=120)})"
+            f"X=np.{exact_repr(self.X)})"
         )
+
+    def _repr_pretty_(self, p, cycle):  # Hypothesis prints drawn values with this
+        p.text(repr(self))
 
 
 @st.composite
 def matrices(draw, *, min_rows=1, max_rows=60, max_features=12, n_features=None,
-             dtypes=NUMERIC_DTYPES):
+             dtypes=NUMERIC_DTYPES, extremes=True):
     """A data matrix: ``n_distinct`` rows drawn by Hypothesis, copied into ``n`` rows.
 
     The copies are placed at random (often many identical rows), the values
     are scaled by :func:`magnitudes` and sometimes shifted by an offset much
     larger than their spread (rows distinct in float64 may then coincide in
-    float32), then cast to a dtype of ``dtypes``.
+    float32), then cast to a dtype of ``dtypes``. ``extremes=False`` leaves
+    out the scales 1e-30 and 1e30.
     """
     n = draw(st.integers(min_rows, max_rows))
     d = n_features if n_features is not None else draw(st.integers(1, max_features))
@@ -209,7 +248,7 @@ def matrices(draw, *, min_rows=1, max_rows=60, max_features=12, n_features=None,
     else:
         rows = draw(arrays(np.intp, n, elements=st.integers(0, n_distinct - 1)))
         X = base[rows]
-    scale = draw(magnitudes())
+    scale = draw(magnitudes(extremes))
     offset = draw(st.sampled_from([0.0, 0.0, 0.0, 1.0, -3.0, 1e3]))
     dtype = draw(st.sampled_from(dtypes))
     X = cast(X * scale + offset, dtype)
@@ -241,6 +280,50 @@ def groups_of_identical_rows(X) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == g) for g in np.flatnonzero(counts > 1)]
 
 
+@dataclass
+class Frame:
+    """A drawn DataFrame: its library, column names and columns (one dtype each)."""
+
+    library: str
+    names: list
+    columns: dict
+
+    def build(self):
+        import importlib
+
+        return importlib.import_module(self.library).DataFrame(self.columns)
+
+    def __repr__(self) -> str:
+        columns = ",\n ".join(f"{k!r}: np.{exact_repr(v)}" for k, v in self.columns.items())
+        return f"Frame(library={self.library!r}, columns={{\n {columns}}})"
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(repr(self))
+
+
+@st.composite
+def frames(draw, max_rows=40):
+    """A pandas or polars DataFrame with distinct string column names and mixed dtypes."""
+    library = draw(st.sampled_from(["pandas", "polars"]))
+    m = draw(matrices(max_rows=max_rows, dtypes=("float64",)))
+    n_features = m.X.shape[1]
+    names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=n_features,
+                          max_size=n_features, unique=True))
+    dtypes = draw(st.lists(st.sampled_from(["float64", "float32", "int64", "bool"]),
+                           min_size=n_features, max_size=n_features))
+    columns = {}
+    for j, (name, dtype) in enumerate(zip(names, dtypes, strict=True)):
+        column = m.X[:, j]
+        if dtype == "bool":
+            column = column > np.median(column)
+        elif dtype == "int64":
+            column = np.clip(np.round(column), -(2.0**62), 2.0**62).astype(np.int64)
+        else:
+            column = column.astype(dtype)
+        columns[name] = column
+    return Frame(library=library, names=names, columns=columns)
+
+
 @st.composite
 def bad_values(draw, shape):
     """Positions and values (NaN, inf or -inf) to write into a matrix of ``shape``."""
@@ -263,7 +346,11 @@ def with_bad_values(X: np.ndarray, placements) -> np.ndarray:
 # ------------------------------------------------------- the estimators
 @st.composite
 def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
-    """Valid, tiny :class:`AutoencoderKMeans` parameters for ``n_samples`` rows."""
+    """Valid, tiny :class:`AutoencoderKMeans` parameters for ``n_samples`` rows.
+
+    With ``partial`` (for ``partial_fit``; ``n_samples`` is then the smallest
+    chunk) no explicit refinement is drawn: ``partial_fit`` never refines.
+    """
     from sklearn.decomposition import PCA
 
     from skdeepcluster import NeighborEmbedding
@@ -271,35 +358,47 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
 
     n_clusters = draw(st.integers(1, min(3, n_samples)))
     reducer_kind = draw(st.sampled_from(["none", "none", "pca", "ne", "ne", "auto"]))
-    reducer = {
-        "none": None,
-        "auto": "auto",
-        "pca": PCA(n_components=draw(st.integers(1, 3))),
-        "ne": NeighborEmbedding(
+    if reducer_kind == "auto" and not partial and draw(st.integers(0, 3)):
+        # The 'auto' neighbour embedding runs at least 500 layout steps (~0.5 s): keep it
+        # rare in fit (partial_fit uses no reducer for 'auto').
+        reducer_kind = "none"
+    if reducer_kind == "pca":
+        reducer = PCA(n_components=draw(st.integers(1, 3)))
+    elif reducer_kind == "ne":
+        reducer = NeighborEmbedding(
             n_components=draw(st.integers(1, 3)),
             n_neighbors=draw(st.integers(1, 15)),
             n_epochs=draw(st.integers(0, 10)),
             batch_size=draw(st.sampled_from([8, 64, 8192])),
             init=draw(st.sampled_from(["pca", "random"])),
             device="cpu",
-        ),
-    }[reducer_kind]
-    if reducer_kind == "auto" and not partial:
-        # The 'auto' neighbour embedding runs at least 500 layout steps (~0.5 s); keep it rare.
-        if draw(st.integers(0, 3)):
-            reducer = None
+        )
+    else:
+        reducer = None if reducer_kind == "none" else "auto"
     clusterer = draw(st.sampled_from(["kmeans", "kmeans", "minibatch_kmeans", "gmm"]))
-    refine = None
+    refine_kind = "none_or_auto"
     if clusterer != "gmm" and reducer_kind in ("none", "pca") and not partial:
-        refine = draw(st.sampled_from([
-            None,
-            "auto",
-            KMeansLoss(epochs=draw(st.integers(1, 2)), warmup_epochs=draw(st.integers(0, 1))),
-            DEC(epochs=draw(st.integers(1, 2)), update_interval=draw(st.sampled_from(["auto", 1]))),
-            IDEC(epochs=draw(st.integers(1, 2)), gamma=draw(st.sampled_from([0.1, 1.0]))),
-        ]))
+        refine_kind = draw(st.sampled_from(["none_or_auto", "kmeans", "dec", "idec"]))
+    if refine_kind == "kmeans":
+        refine = KMeansLoss(epochs=draw(st.integers(1, 2)), warmup_epochs=draw(st.integers(0, 1)))
+    elif refine_kind == "dec":
+        refine = DEC(epochs=draw(st.integers(1, 2)),
+                     update_interval=draw(st.sampled_from(["auto", 1])))
+    elif refine_kind == "idec":
+        refine = IDEC(epochs=draw(st.integers(1, 2)), gamma=draw(st.sampled_from([0.1, 1.0])))
     else:
         refine = draw(st.sampled_from([None, "auto"]))
+    refines = not partial and (
+        refine_kind != "none_or_auto"
+        or (refine == "auto" and reducer_kind == "none" and clusterer != "gmm")
+    )
+    batch_size = draw(st.integers(1, 16))
+    # Batch normalisation needs 2 rows (a clear error says so for 1 sample).
+    batch_norm = n_samples >= 2 and draw(st.integers(0, 3)) == 3
+    if batch_norm and avoids("batch_norm_single_row_batches"):
+        batch_size = max(batch_size, 2)
+        if refines and n_samples % min(batch_size, n_samples) == 1:
+            batch_norm = False
     return dict(
         n_clusters=n_clusters,
         hidden_layer_sizes=draw(st.sampled_from([(8,), (8,), (), (8, 4)])),
@@ -307,10 +406,10 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
         activation=draw(st.sampled_from(["relu", "tanh", "elu", "leaky_relu", "gelu"])),
         output_activation=draw(st.sampled_from([None, None, "sigmoid", "tanh"])),
         dropout=draw(st.sampled_from([0.0, 0.0, 0.2])),
-        batch_norm=draw(st.sampled_from([False, False, False, True])),
+        batch_norm=batch_norm,
         loss=draw(st.sampled_from(["mse", "l1", "huber"])),
         optimizer=draw(st.sampled_from(["adam", "adamw", "sgd"])),
-        batch_size=draw(st.integers(1, 16)),
+        batch_size=batch_size,
         epochs=draw(st.integers(1, 2)),
         noise=draw(st.sampled_from([0.0, 0.0, 0.1])),
         noise_type=draw(st.sampled_from(["gaussian", "mask"])),

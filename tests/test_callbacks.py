@@ -458,9 +458,22 @@ def test_early_stopping_restores_extra_tensors():
 
 
 # -------------------------------------------------------------- LRScheduler
-def test_cosine_schedule_reaches_zero_at_the_end():
-    state, _, _ = _run([1.0] * 4, [LRScheduler("cosine")], lr=0.1)
-    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+class _RecordLR(Callback):
+    """The learning rate after each epoch's callbacks before it (schedulers) have run."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, state):
+        self.seen.append(state.optimizer.param_groups[0]["lr"])
+
+
+def test_cosine_schedule_reaches_zero_at_the_end_and_restores_the_rate():
+    record = _RecordLR()
+    state, _, _ = _run([1.0] * 4, [LRScheduler("cosine"), record], lr=0.1)
+    assert record.seen[-1] == pytest.approx(0.0, abs=1e-12)
+    # The schedule spans one loop: the optimizer leaves it at its own rate.
+    assert state.optimizer.param_groups[0]["lr"] == 0.1
 
 
 def test_cosine_schedule_midway():
@@ -493,15 +506,18 @@ def test_plateau_schedule_divides_by_ten_after_patience(patience):
 def test_plateau_schedule_monitors_validation_loss():
     logs = [{"train_loss": 1.0 - 0.1 * e, "val_loss": 1.0} for e in range(4)]
     # The validation loss stalls: one reduction after epoch 2 (then the count restarts).
-    state, _, _ = _run(logs, [LRScheduler("plateau", patience=1)], lr=0.1)
-    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.01)
-    state, _, _ = _run(logs, [LRScheduler("plateau", patience=1, monitor="train_loss")], lr=0.1)
-    assert state.optimizer.param_groups[0]["lr"] == pytest.approx(0.1)
+    record = _RecordLR()
+    _run(logs, [LRScheduler("plateau", patience=1), record], lr=0.1)
+    assert record.seen[-1] == pytest.approx(0.01)
+    record = _RecordLR()
+    _run(logs, [LRScheduler("plateau", patience=1, monitor="train_loss"), record], lr=0.1)
+    assert record.seen[-1] == pytest.approx(0.1)
 
 
 def test_lr_scheduler_stage_and_policy():
-    state, _, _ = _run([1.0] * 3, [LRScheduler("cosine")], stage="refine", lr=0.1)
-    assert state.optimizer.param_groups[0]["lr"] == 0.1  # pre-training only by default
+    record = _RecordLR()
+    _run([1.0] * 3, [LRScheduler("cosine"), record], stage="refine", lr=0.1)
+    assert record.seen == [0.1] * 3  # pre-training only by default
     with pytest.raises(ValueError, match="policy"):
         LRScheduler("step").on_train_begin(_state())
 

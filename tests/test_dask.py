@@ -12,7 +12,7 @@ from skdeepcluster import AutoencoderKMeans
 
 distributed = pytest.importorskip("distributed")
 
-FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64, refine_epochs=3)
+FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
 GRID = {"n_clusters": [2, 3], "latent_dim": [2, 3]}
 
 

@@ -3,13 +3,16 @@
 The default estimator is checked as users get it, plus small configurations that
 exercise the other code paths: a PCA second stage, the convolutional network (with
 ``image_shape=(1, 1, -1)``, so one image row of whatever width the checks' data has),
-joint refinement, and a Gaussian-mixture clusterer; and the neighbour embedding
-on its own.
+joint refinement (strategy objects), a Gaussian-mixture clusterer and training
+callbacks; and the neighbour embedding on its own.
 """
 
+from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster.refine import IDEC, KMeansLoss
+from skdeepcluster.training import GradientNormClipping, LRScheduler
 
 SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
 
@@ -17,14 +20,20 @@ SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
 @parametrize_with_checks(
     [
         AutoencoderKMeans(),
-        AutoencoderKMeans(**SMALL, pca_components=2, activation="elu"),
+        # was pca_components=2: a PCA second stage, refined by refine='auto' (IDEC())
+        AutoencoderKMeans(
+            **SMALL, reducer=PCA(n_components=2), refine="idec", activation="elu"
+        ),
         AutoencoderKMeans(
             image_shape=(1, 1, -1), conv_channels=(4, 8), latent_dim=3, epochs=5
         ),
-        AutoencoderKMeans(**SMALL, refine="idec", refine_epochs=3),
-        AutoencoderKMeans(**SMALL, refine="kmeans", refine_epochs=3, noise=0.1),
+        AutoencoderKMeans(**SMALL, refine=IDEC(epochs=3)),
+        AutoencoderKMeans(**SMALL, refine=KMeansLoss(epochs=3), noise=0.1),
         AutoencoderKMeans(**SMALL, clusterer="gmm", n_init=2),
         AutoencoderKMeans(**SMALL, reducer=None),
+        AutoencoderKMeans(
+            **SMALL, callbacks=[LRScheduler("cosine"), GradientNormClipping(1.0)]
+        ),
         NeighborEmbedding(),
         NeighborEmbedding(n_components=2, max_samples=20, init="random"),
     ]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
@@ -316,7 +317,7 @@ def test_default_reducer_of_the_estimator(digits):
     "params",
     [
         dict(reducer=None),
-        dict(pca_components=2),
+        dict(reducer=PCA(n_components=2)),
         dict(refine="idec"),
         dict(refine="kmeans"),
     ],

@@ -21,6 +21,7 @@ from skdeepcluster.plotting import (  # noqa: E402
     plot_loss_curve,
     plot_reconstructions,
 )
+from skdeepcluster.refine import IDEC  # noqa: E402
 
 IMAGE_SHAPE = (1, 8, 8)
 
@@ -228,8 +229,8 @@ def test_loss_curve_from_estimator(fitted):
 def test_loss_curve_with_refinement_from_estimator(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine="idec",
-        refine_epochs=2, random_state=0,
+        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine=IDEC(epochs=2),
+        random_state=0,
     ).fit(X)
     ax = plot_loss_curve(model)
     # pre-training curve, refinement curve and the dotted separator between them

@@ -11,12 +11,14 @@ import pytest
 import torch
 from sklearn.datasets import make_blobs
 
-import skdeepcluster._autoencoder_kmeans as ake
 import skdeepcluster._clustering as clustering
-from skdeepcluster import AutoencoderKMeans, MLPAutoencoder
+import skdeepcluster._estimator as estimator_module
+import skdeepcluster._plan as plan
+from skdeepcluster import AutoencoderKMeans, MLPAutoencoder, NeighborEmbedding
 from skdeepcluster._data import StreamSource, TensorSource, iter_row_blocks, release_pages
 from skdeepcluster._device import resolve_device
 from skdeepcluster.metrics import cluster_accuracy
+from skdeepcluster.refine import DEC, IDEC, KMeansLoss
 
 from .conftest import FAST
 
@@ -143,11 +145,11 @@ def test_streamed_fit_on_a_memmap(blob_memmap):
     assert np.array_equal(again.labels_, labels)
 
 
-@pytest.mark.parametrize("refine", ["idec", "dec", "kmeans"])
+@pytest.mark.parametrize("refine", [IDEC, DEC, KMeansLoss])
 def test_streamed_refinement(blob_memmap, refine):
     X, y = blob_memmap
     model = AutoencoderKMeans(
-        n_clusters=3, streaming=True, refine=refine, random_state=0, **FAST
+        n_clusters=3, streaming=True, refine=refine(epochs=3), random_state=0, **FAST
     ).fit(X)
     assert "refine_loss" in model.history_
     assert np.array_equal(model.predict(X), model.labels_)
@@ -172,10 +174,10 @@ def test_auto_streams_only_large_data(blob_memmap, monkeypatch):
             created.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(ake, "StreamSource", Spy)
+    monkeypatch.setattr(estimator_module, "StreamSource", Spy)
     AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
     assert not created  # 600 x 12 floats: copied to one tensor
-    monkeypatch.setattr(ake, "_STREAM_BYTES", 1024)
+    monkeypatch.setattr(plan, "STREAM_BYTES", 1024)
     AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
     assert created
 
@@ -258,6 +260,27 @@ def test_partial_fit_keeps_the_model_on_bad_input(blobs):
     assert np.array_equal(model.predict(X), labels)
 
 
+def test_partial_fit_calls_draw_different_seeds(blobs, monkeypatch):
+    """Each call has its own child of the root SeedSequence (not the seeds of fit)."""
+    X, _ = blobs
+    seen = []
+
+    def spy(entropy, call):
+        seeds = partial_fit_seeds(entropy, call)
+        seen.append((entropy, call, seeds))
+        return seeds
+
+    partial_fit_seeds = plan.partial_fit_seeds
+    monkeypatch.setattr(plan, "partial_fit_seeds", spy)
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST)
+    for _ in range(3):
+        model.partial_fit(X)
+    assert [(e, c) for e, c, _ in seen] == [(0, 0), (0, 1), (0, 2)]
+    seeds = [s for _, _, s in seen]
+    assert len({s.batches for s in seeds}) == 3 and len({s.init for s in seeds}) == 3
+    assert plan.fit_seeds(0) not in seeds
+
+
 def test_partial_fit_continues_a_fit(blobs):
     X, _ = blobs
     model = AutoencoderKMeans(n_clusters=3, random_state=0, refine=None, **FAST).fit(X)
@@ -321,9 +344,20 @@ def test_kmeans_switches_to_minibatch_for_large_data(blobs, monkeypatch):
     monkeypatch.setattr(clustering, "MiniBatchKMeans", Spy)
     AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
     assert not used
-    monkeypatch.setattr(clustering, "LARGE_N_SAMPLES", 100)
+    monkeypatch.setattr(clustering, "MINIBATCH_MIN_SAMPLES", 100)
     AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
     assert used == [clustering.MINIBATCH_SIZE]
+
+
+def test_auto_reducer_steps_aside_for_large_data(blobs, monkeypatch):
+    X, _ = blobs
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert isinstance(model.reducer_, NeighborEmbedding)
+    assert "refine_loss" not in model.history_
+    monkeypatch.setattr(plan, "NE_MAX_AUTO_SAMPLES", 100)
+    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
+    assert model.reducer_ is None  # the exact k-NN graph is quadratic in n_samples ...
+    assert "refine_loss" in model.history_  # ... and refine='auto' then refines (IDEC)
 
 
 # ------------------------------------------------------- threads and GPUs
@@ -399,7 +433,7 @@ def test_auto_device_with_one_gpu_is_plain_cuda(monkeypatch):
 def test_fits_in_threads_are_reproducible(blobs):
     """torch's global generator is process-wide: concurrent fits must not share it."""
     X, _ = blobs
-    params = dict(FAST, dropout=0.2, refine="idec")
+    params = dict(FAST, dropout=0.2, refine=IDEC(epochs=3))
 
     def fit(seed):
         return AutoencoderKMeans(n_clusters=3, random_state=seed, **params).fit(X)
@@ -462,34 +496,26 @@ def test_partial_fit_keeps_cluster_ids(blobs, clusterer):
         previous = labels
 
 
-def test_partial_fit_on_a_model_pickled_before_it_existed(blobs):
-    X, _ = blobs
-    model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
-    for name in ("_optimizer", "_partial_seeds", "_n_partial_fit_calls"):
-        del model.__dict__[name]  # as in a model fitted by skdeepcluster 0.1.0.dev0
-    model = pickle.loads(pickle.dumps(model))
-    model.partial_fit(X)
-    assert model.n_iter_ == FAST["epochs"] + 1
-
-
 def test_failed_fit_drops_partial_fit_state(blobs):
     X, _ = blobs
     model = AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).partial_fit(X)
     with pytest.raises(ValueError):
         model.set_params(n_clusters=500).fit(X)
     assert not hasattr(model, "autoencoder_")
-    assert not any(hasattr(model, name) for name in ("_optimizer", "_partial_seeds"))
+    assert not any(
+        hasattr(model, name) for name in ("_optimizer", "_seed_entropy", "_n_partial_fit_calls")
+    )
 
 
 def test_auto_does_not_stream_with_validation_or_device_lists(blob_memmap, monkeypatch):
     X, _ = blob_memmap
-    monkeypatch.setattr(ake, "_STREAM_BYTES", 1024)
+    monkeypatch.setattr(plan, "STREAM_BYTES", 1024)
     model = AutoencoderKMeans(n_clusters=3, validation_fraction=0.2, **FAST)
-    assert not model._streams(X)
+    assert not plan.streams(model, X)
     model.fit(X)
     assert len(model.history_["val_loss"]) == FAST["epochs"]
-    assert not AutoencoderKMeans(device=["cpu", "cpu"])._streams(X)
-    assert AutoencoderKMeans()._streams(X)
+    assert not plan.streams(AutoencoderKMeans(device=["cpu", "cpu"]), X)
+    assert plan.streams(AutoencoderKMeans(), X)
 
 
 def test_streaming_a_tensor(blobs):

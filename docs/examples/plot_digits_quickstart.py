@@ -53,10 +53,14 @@ for name, pred in [("AutoencoderKMeans", labels), ("KMeans (raw pixels)", kmeans
     print(f"{name:<20} " + "  ".join(f"{k.upper()} {v:.3f}" for k, v in scores.items()))
 
 # %%
-# Even with such a small network and a fraction of the default training, the
-# neighbour embedding of the codes lets k-means find the digits much better
-# than on the raw pixels. The :doc:`/benchmarks` page has the numbers for the
-# default settings, on these digits and on MNIST.
+# With such a small network and a fraction of the default training, k-means on
+# the neighbour embedding of the codes is about as accurate as k-means on the
+# raw pixels, and its NMI and ARI are clearly higher: the clusters it finds are
+# purer, though some digits are still split or merged. The defaults train a
+# larger network for longer (0.89 accuracy on average), and on these small
+# images the neighbour embedding of the standardized pixels alone does better
+# still (0.94, see :ref:`recommended`); the :doc:`/benchmarks` page has the
+# numbers, on these digits and on MNIST.
 
 # %%
 # The embedding
@@ -74,7 +78,9 @@ fig.tight_layout()
 # %%
 # The training curve
 # ------------------
-# ``history_`` holds the reconstruction loss of every epoch.
+# ``history_`` holds the reconstruction loss of every epoch. A learning-rate
+# schedule, early stopping or your own code would be added to this loop as
+# ``callbacks=[...]`` (see :ref:`callbacks`).
 plot_loss_curve(model)
 plt.show()
 

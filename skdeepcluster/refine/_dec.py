@@ -116,18 +116,9 @@ class IDEC(DEC):
         the loss per batch is ``KL(p || q) + gamma * recon``. IDEC's
         ``L_r + 0.1 L_c`` (Guo et al., 2017) corresponds to ``gamma=10`` up
         to the overall scale.
-    epochs : int, default=100
-        Maximum number of refinement epochs (passes over the data).
-    learning_rate : float, default=1e-4
-        Learning rate of the refinement's optimizer.
-    tol : float, default=1e-3
-        Stop when fewer than this fraction of labels change between two
-        updates of the target distribution.
-    update_interval : int or 'auto', default='auto'
-        Number of batches between updates of the target distribution;
-        ``'auto'`` updates it once per epoch.
-    alpha : float, default=1.0
-        Degrees of freedom of the Student-t kernel.
+    epochs, learning_rate, tol, update_interval, alpha
+        As for :class:`DEC` (defaults ``100``, ``1e-4``, ``1e-3``, ``'auto'``,
+        ``1.0``).
 
     Examples
     --------

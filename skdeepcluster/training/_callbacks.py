@@ -208,6 +208,10 @@ class EarlyStopping(Callback):
 class LRScheduler(Callback):
     """A learning-rate schedule, stepped once per epoch.
 
+    The schedule spans one training loop: the optimizer's learning rates are
+    restored when the loop ends, so ``partial_fit`` (one epoch per call)
+    starts each call at the configured rate.
+
     Parameters
     ----------
     policy : {'cosine', 'plateau'}, default='cosine'
@@ -225,8 +229,8 @@ class LRScheduler(Callback):
 
     Examples
     --------
-    >>> from skdeepcluster import AutoencoderKMeans
     >>> from skdeepcluster.training import LRScheduler
+    >>> from skdeepcluster import AutoencoderKMeans
     >>> model = AutoencoderKMeans(callbacks=[LRScheduler("cosine")])
     """
 
@@ -244,6 +248,7 @@ class LRScheduler(Callback):
         self.stage = stage
 
     def on_train_begin(self, state):
+        self.initial_lrs_ = [group["lr"] for group in state.optimizer.param_groups]
         if self.policy == "cosine":
             self.scheduler_ = torch.optim.lr_scheduler.CosineAnnealingLR(
                 state.optimizer, T_max=max(state.n_epochs, 1)
@@ -260,6 +265,12 @@ class LRScheduler(Callback):
             self.scheduler_.step(_monitored(state, self.monitor))
         else:
             self.scheduler_.step()
+
+    def on_train_end(self, state):
+        # The schedule belongs to one loop: an optimizer that lives on (partial_fit
+        # keeps it between calls) starts the next loop at its own learning rate.
+        for group, lr in zip(state.optimizer.param_groups, self.initial_lrs_, strict=True):
+            group["lr"] = lr
 
 
 class GradientNormClipping(Callback):

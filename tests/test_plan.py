@@ -1,0 +1,262 @@
+"""Unit tests of the fit plan (``skdeepcluster._plan``): every 'auto' resolved once."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.mixture import GaussianMixture
+
+from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import _plan as plan
+from skdeepcluster.refine import DEC, IDEC, KMeansLoss, RefinementStrategy
+
+STREAM_FIELDS = ("init", "batches", "augment", "split", "cluster", "refine")
+
+
+def est(**params):
+    return AutoencoderKMeans(**{"n_clusters": 3, "device": "cpu", **params})
+
+
+def resolve(model, n_samples=500, *, partial=False, seeds=None):
+    seeds = plan.fit_seeds(0) if seeds is None else seeds
+    return plan.resolve_plan(model, n_samples, stream=False, seeds=seeds, partial=partial)
+
+
+# ------------------------------------------------------------------ epochs
+@pytest.mark.parametrize(
+    "n_samples, batch_size, expected",
+    [
+        (1_797, 256, 188),  # the digits: ceil(1500 / 8)
+        (10_000, 256, 38),  # MNIST test set: ceil(1500 / 40)
+        (38_400, 256, 10),  # 150 batches: exactly 10
+        (1_000_000, 256, 10),  # clipped from below
+        (300, 256, 200),  # 2 batches: 750, clipped from above
+        (100, 256, 200),  # batch clipped to n_samples: one batch
+        (1_797, 64, 52),  # ceil(1500 / 29)
+    ],
+)
+def test_auto_epochs_rule(n_samples, batch_size, expected):
+    model = est(batch_size=batch_size)
+    assert plan.n_epochs(model, n_samples) == expected
+    assert resolve(model, n_samples).epochs == expected
+    assert plan.AUTO_STEPS == 1500
+
+
+def test_explicit_epochs_and_partial_fit_epochs():
+    assert plan.n_epochs(est(epochs=7), 1_797) == 7
+    assert resolve(est(epochs=7), 1_797).epochs == 7
+    assert resolve(est(epochs=7), 1_797, partial=True).epochs == 1
+    assert resolve(est(), 1_797, partial=True).epochs == 1
+
+
+# ----------------------------------------------------------------- reducer
+def test_auto_reducer_is_auto_by_default():
+    assert plan.resolve_reducer(est(), 1_000, partial=False) == "auto"
+    assert plan.resolve_reducer(est(refine=None), 1_000, partial=False) == "auto"
+    assert plan.resolve_reducer(est(refine="auto"), 1_000, partial=False) == "auto"
+    assert resolve(est(), 1_000).reducer == "auto"
+
+
+@pytest.mark.parametrize("refine", ["kmeans", "dec", "idec", IDEC(gamma=0.1), KMeansLoss()])
+def test_auto_reducer_is_none_with_an_explicit_refinement(refine):
+    assert plan.resolve_reducer(est(refine=refine), 1_000, partial=False) is None
+    assert resolve(est(refine=refine), 1_000).reducer is None
+
+
+def test_auto_reducer_is_none_in_partial_fit_and_for_large_data():
+    assert plan.resolve_reducer(est(), 1_000, partial=True) is None
+    n = plan.NE_MAX_AUTO_SAMPLES
+    assert n == 100_000
+    assert plan.resolve_reducer(est(), n - 1, partial=False) == "auto"
+    assert plan.resolve_reducer(est(), n, partial=False) is None
+    assert resolve(est(), n).reducer is None
+    assert resolve(est(), 1_000, partial=True).reducer is None
+
+
+def test_explicit_reducer_is_passed_through():
+    pca = PCA(n_components=2)
+    assert plan.resolve_reducer(est(reducer=pca), 1_000, partial=False) is pca
+    assert plan.resolve_reducer(est(reducer=pca), 10**6, partial=True) is pca
+    assert plan.resolve_reducer(est(reducer=None), 1_000, partial=False) is None
+
+
+def test_make_reducer_sizes_the_auto_embedding_on_the_codes():
+    p = resolve(est(n_clusters=5), 1_000)
+    reducer = plan.make_reducer(p, est(n_clusters=5), n_codes=3)
+    assert isinstance(reducer, NeighborEmbedding)
+    assert reducer.n_components == 3  # min(n_clusters, latent_dim)
+    assert plan.make_reducer(p, est(n_clusters=5), n_codes=10).n_components == 5
+    assert plan.make_reducer(p, est(n_clusters=5), n_codes=10) is not reducer  # fresh
+    pca = PCA(n_components=2)
+    assert plan.make_reducer(resolve(est(reducer=pca)), est(reducer=pca), 3) is pca
+    assert plan.make_reducer(resolve(est(reducer=None)), est(reducer=None), 3) is None
+
+
+# ------------------------------------------------------------------ refine
+@pytest.mark.parametrize("clusterer", ["kmeans", "minibatch_kmeans"])
+def test_auto_refine_is_idec_with_no_reducer_and_kmeans(clusterer):
+    model = est(reducer=None, clusterer=clusterer)
+    strategy = resolve(model).refine
+    assert type(strategy) is IDEC
+    assert strategy.get_params() == IDEC().get_params()
+    assert resolve(model).refine is not strategy  # a fresh instance per plan
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(),  # the default neighbour embedding
+        dict(reducer=PCA(n_components=2, whiten=True)),
+        dict(reducer=NeighborEmbedding()),
+        dict(reducer=None, clusterer="gmm"),
+        dict(reducer=None, clusterer=GaussianMixture()),
+    ],
+)
+def test_auto_refine_is_none_otherwise(params):
+    assert resolve(est(**params)).refine is None
+
+
+def test_auto_refine_is_idec_through_a_pca_reducer():
+    # An affine second stage, as the old ``pca_components`` gave: 'auto' refines.
+    assert type(resolve(est(reducer=PCA(n_components=2))).refine) is IDEC
+
+
+def test_auto_refine_with_large_data_is_idec():
+    # reducer='auto' steps aside from NE_MAX_AUTO_SAMPLES rows on, and 'auto' refines.
+    assert type(resolve(est(), plan.NE_MAX_AUTO_SAMPLES).refine) is IDEC
+
+
+@pytest.mark.parametrize("name, cls", [("kmeans", KMeansLoss), ("dec", DEC), ("idec", IDEC)])
+def test_refine_shortcuts_are_fresh_default_instances(name, cls):
+    assert plan.REFINE_SHORTCUTS[name] is cls
+    model = est(refine=name)
+    a, b = resolve(model).refine, resolve(model).refine
+    assert type(a) is cls and type(b) is cls
+    assert a is not b
+    assert a.get_params() == cls().get_params()
+    assert model.refine == name  # the parameter is left as given
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [IDEC(gamma=0.1, epochs=3), DEC(update_interval=5), KMeansLoss(lambda_=0.5, warmup_epochs=0)],
+)
+@pytest.mark.parametrize("reducer", ["auto", None, PCA(n_components=2)])
+def test_user_strategy_is_cloned(strategy, reducer):
+    model = est(refine=strategy, reducer=reducer)
+    resolved = resolve(model).refine
+    assert resolved is not strategy
+    assert type(resolved) is type(strategy)
+    assert resolved.get_params() == strategy.get_params()
+    assert model.refine is strategy
+
+
+def test_refine_none_and_partial_fit_never_refine():
+    assert resolve(est(refine=None, reducer=None)).refine is None
+    assert resolve(est(refine="idec"), partial=True).refine is None
+    assert resolve(est(reducer=None), partial=True).refine is None
+
+
+def test_explicit_refine_with_a_non_affine_reducer_is_not_planned():
+    # The estimator's parameter checks refuse it with a clear error (test_options).
+    assert plan.resolve_refine(est(refine="idec"), NeighborEmbedding()) is None
+    assert plan.resolve_refine(est(refine="idec"), PCA(whiten=True)) is None
+    assert isinstance(plan.resolve_refine(est(refine="idec"), PCA(2)), RefinementStrategy)
+
+
+def test_kmeans_clusterers_constant():
+    assert set(plan.KMEANS_CLUSTERERS) == {"kmeans", "minibatch_kmeans"}
+
+
+# ------------------------------------------------------------ plan object
+def test_fit_plan_is_frozen():
+    p = resolve(est(), 1_797)
+    assert dataclasses.is_dataclass(p)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.epochs = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.refine = IDEC()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.seeds.init = 0
+
+
+def test_fit_plan_devices_stream_and_seeds():
+    seeds = plan.fit_seeds(42)
+    p = plan.resolve_plan(est(), 1_797, stream=True, seeds=seeds, partial=False)
+    assert p.devices == (torch.device("cpu"),)
+    assert p.device == torch.device("cpu")
+    assert p.stream is True
+    assert p.seeds is seeds
+    p = plan.resolve_plan(est(device=["cpu", "cpu"]), 1_797, stream=False, seeds=seeds,
+                          partial=False)
+    assert p.devices == (torch.device("cpu"), torch.device("cpu"))
+    assert p.device == torch.device("cpu")
+
+
+def test_streams_rule(monkeypatch):
+    X = np.zeros((100, 10), dtype=np.float32)  # 4,000 bytes as float32
+    assert plan.STREAM_BYTES == 2**30
+    assert not plan.streams(est(), X)
+    assert plan.streams(est(streaming=True), X)
+    monkeypatch.setattr(plan, "STREAM_BYTES", 3_999)
+    assert plan.streams(est(), X)
+    assert not plan.streams(est(streaming=False), X)
+    assert not plan.streams(est(validation_fraction=0.1), X)
+    assert not plan.streams(est(device=["cpu", "cpu"]), X)
+    monkeypatch.setattr(plan, "STREAM_BYTES", 4_000)
+    assert not plan.streams(est(), X)  # strictly larger than the limit
+
+
+# ------------------------------------------------------------------ seeds
+def test_fit_seeds_are_deterministic_and_distinct():
+    a, b = plan.fit_seeds(0), plan.fit_seeds(0)
+    assert a == b
+    values = dataclasses.astuple(a)
+    assert tuple(f.name for f in dataclasses.fields(a)) == STREAM_FIELDS
+    assert len(set(values)) == 6  # six independent streams
+    assert all(isinstance(v, int) and 0 <= v < 2**32 for v in values)
+    assert plan.fit_seeds(1) != a
+    assert plan.fit_seeds(2**40 + 7) == plan.fit_seeds(2**40 + 7)  # large entropy too
+
+
+def test_partial_fit_seeds_differ_per_call_and_from_fit():
+    calls = [plan.partial_fit_seeds(0, n) for n in range(5)]
+    assert calls == [plan.partial_fit_seeds(0, n) for n in range(5)]  # deterministic
+    assert len(set(calls)) == 5
+    assert plan.fit_seeds(0) not in calls
+    for seeds in calls:
+        assert len(set(dataclasses.astuple(seeds))) == 6
+    assert plan.partial_fit_seeds(1, 0) != calls[0]
+    # no stream of one call reappears as a stream of another call or of fit
+    streams = [v for s in [plan.fit_seeds(0), *calls] for v in dataclasses.astuple(s)]
+    assert len(set(streams)) == len(streams)
+
+
+def test_root_entropy_of_an_int_is_the_int():
+    assert plan.root_entropy(0) == 0
+    assert plan.root_entropy(12345) == 12345
+    assert plan.root_entropy(np.int64(7)) == 7
+
+
+def test_root_entropy_of_none_is_fresh_and_leaves_global_state_alone():
+    state = np.random.get_state()
+    torch_state = torch.get_rng_state()
+    values = {plan.root_entropy(None) for _ in range(5)}
+    assert len(values) == 5
+    after = np.random.get_state()
+    assert after[0] == state[0] and after[2:] == state[2:]
+    np.testing.assert_array_equal(after[1], state[1])
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+def test_root_entropy_of_a_random_state_consumes_a_draw():
+    rng = np.random.RandomState(3)
+    position = rng.get_state()[2]
+    first = plan.root_entropy(rng)
+    assert rng.get_state()[2] != position  # one draw taken
+    second = plan.root_entropy(rng)
+    assert first != second  # the next fit gets another entropy
+    assert plan.root_entropy(np.random.RandomState(3)) == first  # reproducible
+    assert 0 <= first < np.iinfo(np.int32).max
