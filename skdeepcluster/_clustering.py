@@ -13,7 +13,6 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
-from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
@@ -26,11 +25,27 @@ MINIBATCH_MIN_SAMPLES = 100_000
 MINIBATCH_SIZE = 4096
 
 
+#: Rows per block of ``assign_nearest`` (bounds the ``(rows, k, d)`` differences).
+_ASSIGN_BLOCK_ENTRIES = 2**22
+
+
 def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the nearest centre and the squared distance to it, per row."""
-    sq_dist = euclidean_distances(embedding, centers, squared=True)
+    """Index of the nearest centre and the squared distance to it, per row.
+
+    Computed as ``((x - c) ** 2).sum()`` per row and centre, in blocks of rows,
+    rather than with ``euclidean_distances``' ``|x|^2 - 2 x.c + |c|^2``: that
+    expansion rounds differently depending on the other rows of the batch, so
+    a row near a tie between two centres could change label with the batch.
+    """
+    embedding = np.asarray(embedding, dtype=np.float64)
+    centers = np.asarray(centers, dtype=np.float64)
+    rows = max(1, _ASSIGN_BLOCK_ENTRIES // max(1, centers.size))
+    sq_dist = np.empty((embedding.shape[0], centers.shape[0]))
+    for start in range(0, embedding.shape[0], rows):
+        block = embedding[start : start + rows, None, :] - centers[None, :, :]
+        sq_dist[start : start + rows] = np.einsum("nkd,nkd->nk", block, block)
     labels = np.argmin(sq_dist, axis=1).astype(np.int64, copy=False)
-    return labels, np.maximum(sq_dist[np.arange(len(labels)), labels], 0.0)
+    return labels, sq_dist[np.arange(len(labels)), labels]
 
 
 def _rounded(embedding) -> np.ndarray:

@@ -66,12 +66,15 @@ class Budget:
     def count(self, name: str) -> None:
         self.cases[name] = self.cases.get(name, 0) + 1
 
+    weights: dict[str, float] = field(default_factory=dict)  # share of the long budget
+
     def share(self, name: str) -> float:
-        """Seconds the test ``name`` may run: what is left, split over the tests left."""
+        """Seconds the test ``name`` may run: what is left, split by weight over the tests left."""
         if self.deadline is None:
             self.deadline = time.monotonic() + SECONDS
-        left = [t for t in self.selected if t not in self.finished] or [name]
-        return max(0.0, self.deadline - time.monotonic()) / max(1, len(left))
+        left = [t for t in self.selected if t not in self.finished and t != name] + [name]
+        total = sum(self.weights.get(t, 1.0) for t in left)
+        return max(0.0, self.deadline - time.monotonic()) * self.weights.get(name, 1.0) / total
 
     def report(self) -> dict:
         return {
@@ -99,19 +102,22 @@ class Budget:
 BUDGET = Budget()
 
 
-def fuzz_test(max_examples: int):
+def fuzz_test(max_examples: int, weight: float = 1.0):
     """Give a ``@given`` test its settings: ``max_examples`` in CI, the time budget when long.
 
     In the long mode the test becomes a loop of Hypothesis runs of
     ``LONG_CHUNK`` fresh random examples each, until its share of the time
-    budget (what is left of ``SKDEEPCLUSTER_FUZZ_SECONDS``, split evenly
-    over the selected fuzz tests not yet run) is spent. Checking the clock
+    budget is spent: what is left of ``SKDEEPCLUSTER_FUZZ_SECONDS``, split
+    over the selected fuzz tests not yet run in proportion to their
+    ``weight``. A failure stops the loop (after Hypothesis has shrunk it,
+    which can add up to a few minutes). Checking the clock
     between runs, not inside one, keeps data generation consistent (an
     early return inside a Hypothesis run would be reported as a flaky
     strategy) and lets each run shrink a failure normally.
     """
 
     def decorate(test):
+        BUDGET.weights[test.__name__] = weight
         if not LONG:
             return settings(CI_SETTINGS, max_examples=max_examples)(test)
         run = settings(LONG_SETTINGS)(test)
@@ -144,16 +150,32 @@ def fuzz_test(max_examples: int):
 #: everything else; ``SKDEEPCLUSTER_FUZZ_KNOWN_BUGS=1`` draws them again (to
 #: check a fix). Delete an entry, and its use below, once it is fixed.
 KNOWN_BUGS = {
-    "batch_norm_single_row_batches": (
-        "batch_norm=True with batch_size=1 (pre-training), or a last batch of one row "
-        "in refinement (n_samples % batch_size == 1), fails inside torch: 'Expected "
-        "more than 1 value per channel when training'"
-    ),
     "neighbor_embedding_extreme_scale": (
         "NeighborEmbedding at |X| ~ 1e30 fails inside torch ('probability tensor "
         "contains either inf, nan or element < 0': float32 squared distances overflow) "
         "and at |X| ~ 1e-30 places a training row on another node (squared "
-        "differences underflow to 0); it gives no 'badly scaled' warning"
+        "differences underflow to 0); it gives no 'badly scaled' warning. Also as "
+        "AutoencoderKMeans' reducer with standardize=False on data of order 1e30"
+    ),
+    "neighbor_embedding_tiny_differences": (
+        "NeighborEmbedding: rows distinct in float32 whose float32 squared distance "
+        "underflows to 0 (e.g. [1, 0] and [1, 1e-30]) are two nodes in fit but one point "
+        "for transform, which places both at the mean of the two nodes: "
+        "transform(X)[fit_indices_] != embedding_ (and fit_transform(X) != embedding_); "
+        "that check is skipped for such data while it stands"
+    ),
+    "huge_codes_overflow_float32": (
+        "X of order 1e30 can give codes beyond the float32 range: encode_array() rounds "
+        "them to float32 ('overflow encountered in cast'), and fit fails after the "
+        "'badly scaled' warning with \"Input X contains infinity\" (k-means, GMM, "
+        "scaler), although X is finite; the properties test accepts that error for "
+        "such X, the other tests draw no 1e30 data while it stands"
+    ),
+    "pca_fit_transform_rounding": (
+        "with reducer=PCA(...) and few samples (n_samples < 10 * latent_dim: scikit-learn's "
+        "full SVD solver), fit_transform(X) differs from fit(X).transform(X) in the last "
+        "bits: fit_second_stage() uses PCA.fit_transform (U * S), not PCA.transform; "
+        "compared with rtol=1e-9 while it stands"
     ),
 }
 AVOID_KNOWN_BUGS = os.environ.get("SKDEEPCLUSTER_FUZZ_KNOWN_BUGS", "") != "1"
@@ -165,6 +187,23 @@ def avoids(bug: str) -> bool:
     return AVOID_KNOWN_BUGS
 
 
+def steer_clear(params: dict, *Xs) -> dict:
+    """``params`` for the data ``Xs``, changed where they would meet a known bug."""
+    from skdeepcluster import NeighborEmbedding
+
+    neighbor_embedding = isinstance(params["reducer"], NeighborEmbedding) or (
+        params["reducer"] == "auto"
+    )
+    if (
+        avoids("neighbor_embedding_extreme_scale")
+        and neighbor_embedding
+        and not params["standardize"]
+        and any(max_abs(X) > 1e15 for X in Xs)
+    ):
+        params = {**params, "standardize": True}
+    return params
+
+
 # ------------------------------------------------------------ the data
 #: dtypes a numeric matrix is drawn in ('object' holds Python floats).
 NUMERIC_DTYPES = ("float64", "float32", "int64", "int32", "uint8", "bool", "object")
@@ -173,12 +212,21 @@ FLOAT_DTYPES = ("float64", "float32")
 SCALE_RANGE = (1e-6, 1e6)
 
 
+#: The rare extreme scales: both, only the tiny one, or none.
+EXTREMES = (-30, 30)
+
+
 @st.composite
-def magnitudes(draw, extremes=True):
-    """A scale ``10 ** e``: e in [-3, 3], rarely (1 in 20) 1e-30 or 1e30 (with ``extremes``)."""
+def magnitudes(draw, extremes=EXTREMES):
+    """A scale ``10 ** e``: e in [-3, 3], rarely (1 in 20) ``10 ** e`` for e in ``extremes``."""
     if draw(st.integers(0, 19)) == 19 and extremes:
-        return 10.0 ** draw(st.sampled_from([-30, 30]))
+        return 10.0 ** draw(st.sampled_from(list(extremes)))
     return 10.0 ** draw(st.floats(-3, 3))
+
+
+def extremes_for(*bugs: str) -> tuple[int, ...]:
+    """The extreme scales to draw: 1e30 only where no known bug in ``bugs`` is avoided."""
+    return (-30,) if any(avoids(bug) for bug in bugs) else EXTREMES
 
 
 def cast(X: np.ndarray, dtype: str) -> np.ndarray:
@@ -228,14 +276,14 @@ class Matrix:
 
 @st.composite
 def matrices(draw, *, min_rows=1, max_rows=60, max_features=12, n_features=None,
-             dtypes=NUMERIC_DTYPES, extremes=True):
+             dtypes=NUMERIC_DTYPES, extremes=EXTREMES):
     """A data matrix: ``n_distinct`` rows drawn by Hypothesis, copied into ``n`` rows.
 
     The copies are placed at random (often many identical rows), the values
     are scaled by :func:`magnitudes` and sometimes shifted by an offset much
     larger than their spread (rows distinct in float64 may then coincide in
-    float32), then cast to a dtype of ``dtypes``. ``extremes=False`` leaves
-    out the scales 1e-30 and 1e30.
+    float32), then cast to a dtype of ``dtypes``. ``extremes`` are the
+    exponents of the rare extreme scales (``()``: none).
     """
     n = draw(st.integers(min_rows, max_rows))
     d = n_features if n_features is not None else draw(st.integers(1, max_features))
@@ -302,10 +350,10 @@ class Frame:
 
 
 @st.composite
-def frames(draw, max_rows=40):
+def frames(draw, max_rows=40, extremes=EXTREMES):
     """A pandas or polars DataFrame with distinct string column names and mixed dtypes."""
     library = draw(st.sampled_from(["pandas", "polars"]))
-    m = draw(matrices(max_rows=max_rows, dtypes=("float64",)))
+    m = draw(matrices(max_rows=max_rows, dtypes=("float64",), extremes=extremes))
     n_features = m.X.shape[1]
     names = draw(st.lists(st.text(min_size=1, max_size=6), min_size=n_features,
                           max_size=n_features, unique=True))
@@ -322,6 +370,35 @@ def frames(draw, max_rows=40):
             column = column.astype(dtype)
         columns[name] = column
     return Frame(library=library, names=names, columns=columns)
+
+
+def float32_collisions(X) -> bool:
+    """Whether two rows distinct in float32 have a float32 squared distance of 0."""
+    nodes = np.unique(np.asarray(numeric(X), dtype=np.float32) + np.float32(0), axis=0)
+    if nodes.shape[0] < 2:
+        return False
+    with np.errstate(all="ignore"):
+        d = ((nodes[:, None, :] - nodes[None, :, :]) ** 2).sum(-1, dtype=np.float32)
+    np.fill_diagonal(d, np.inf)
+    return bool((d == 0).any())
+
+
+def label_events(m: Matrix | None = None, params: dict | None = None) -> None:
+    """Tag an example for ``--hypothesis-show-statistics`` (what was covered)."""
+    from hypothesis import event
+
+    if m is not None:
+        event(f"dtype={m.dtype}")
+        event("scale=" + ("1e-30" if m.scale < 1e-20 else "1e30" if m.scale > 1e20 else "normal"))
+        event("identical rows" if groups_of_identical_rows(m.X) else "distinct rows")
+    if params is not None:
+        for key in ("reducer", "refine", "clusterer"):
+            if key in params:
+                value = params[key]
+                name = value if value is None or isinstance(value, str) else type(value).__name__
+                event(f"{key}={name}")
+        if params.get("batch_norm"):
+            event("batch_norm")
 
 
 @st.composite
@@ -345,11 +422,14 @@ def with_bad_values(X: np.ndarray, placements) -> np.ndarray:
 
 # ------------------------------------------------------- the estimators
 @st.composite
-def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
+def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False,
+                              single_sample_gmm: bool = False):
     """Valid, tiny :class:`AutoencoderKMeans` parameters for ``n_samples`` rows.
 
     With ``partial`` (for ``partial_fit``; ``n_samples`` is then the smallest
     chunk) no explicit refinement is drawn: ``partial_fit`` never refines.
+    ``clusterer='gmm'`` needs 2 samples (scikit-learn's GaussianMixture says
+    so), unless ``single_sample_gmm`` asks for that error.
     """
     from sklearn.decomposition import PCA
 
@@ -375,7 +455,8 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
         )
     else:
         reducer = None if reducer_kind == "none" else "auto"
-    clusterer = draw(st.sampled_from(["kmeans", "kmeans", "minibatch_kmeans", "gmm"]))
+    gmm = ["gmm"] if n_samples >= 2 or single_sample_gmm else []
+    clusterer = draw(st.sampled_from(["kmeans", "kmeans", "minibatch_kmeans", *gmm]))
     refine_kind = "none_or_auto"
     if clusterer != "gmm" and reducer_kind in ("none", "pca") and not partial:
         refine_kind = draw(st.sampled_from(["none_or_auto", "kmeans", "dec", "idec"]))
@@ -388,17 +469,11 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False):
         refine = IDEC(epochs=draw(st.integers(1, 2)), gamma=draw(st.sampled_from([0.1, 1.0])))
     else:
         refine = draw(st.sampled_from([None, "auto"]))
-    refines = not partial and (
-        refine_kind != "none_or_auto"
-        or (refine == "auto" and reducer_kind == "none" and clusterer != "gmm")
-    )
     batch_size = draw(st.integers(1, 16))
     # Batch normalisation needs 2 rows (a clear error says so for 1 sample).
     batch_norm = n_samples >= 2 and draw(st.integers(0, 3)) == 3
-    if batch_norm and avoids("batch_norm_single_row_batches"):
-        batch_size = max(batch_size, 2)
-        if refines and n_samples % min(batch_size, n_samples) == 1:
-            batch_norm = False
+    if batch_norm:
+        batch_size = max(batch_size, 2)  # batch_size=1 with batch norm: a clear ValueError
     return dict(
         n_clusters=n_clusters,
         hidden_layer_sizes=draw(st.sampled_from([(8,), (8,), (), (8, 4)])),

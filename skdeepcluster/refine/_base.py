@@ -24,6 +24,7 @@ from ..training._callbacks import NaNGuard, ProgressBar
 from ..training._inference import INFERENCE_BATCH_SIZE
 from ..training._loop import LoopState, fit_loop
 from ..training._optim import LOSSES
+from ..training._pretrain import has_batch_norm
 
 #: Signature of the optimizer factories: receives a list of torch parameter
 #: groups (valid as the ``params`` argument of any torch optimizer) and
@@ -141,7 +142,8 @@ class RefinementStrategy(BaseEstimator):
         fit_loop(
             objective,
             state,
-            lambda: source.batches(batch_size, generator, avoid_singleton=False),
+            # Batch normalisation cannot train on a batch of one row.
+            lambda: source.batches(batch_size, generator, avoid_singleton=has_batch_norm(module)),
             [*builtins, *callbacks],
         )
         return centers.detach().clone(), state.history

@@ -33,7 +33,7 @@ LR_SCHEDULES = (None, "cosine", "plateau")
 #: Patience of the 'plateau' schedule when early stopping is off.
 PLATEAU_PATIENCE = 5
 
-def _has_batch_norm(module: nn.Module) -> bool:
+def has_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
@@ -324,11 +324,11 @@ def train_autoencoder(
     )
     source = as_source(X)
     X_val = _check_validation(X_val, source)
-    batch_norm = _has_batch_norm(module)
-    if batch_norm and source.n_samples < 2:
+    batch_norm = has_batch_norm(module)
+    if batch_norm and (source.n_samples < 2 or batch_size < 2):
         raise ValueError(
-            "Training an autoencoder with batch normalization needs at least 2 samples, "
-            f"got n_samples={source.n_samples}."
+            "Training an autoencoder with batch normalization needs at least 2 samples "
+            f"and batch_size >= 2, got n_samples={source.n_samples}, batch_size={batch_size}."
         )
     batch_size = min(batch_size, source.n_samples)
     noise_gen = _noise_generator(generator, source.device) if noise > 0 else None
