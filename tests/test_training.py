@@ -12,6 +12,7 @@ from torch import nn
 from skdeepcluster._networks import ConvAutoencoder, MLPAutoencoder
 from skdeepcluster.training import (
     LOSSES,
+    Callback,
     RandomAffine,
     decode_array,
     encode_array,
@@ -312,28 +313,49 @@ def test_clip_grad_norm_limits_steps(data):
     assert 0 < delta.norm() < 8 * 10 * 1e-6
 
 
-def test_cosine_schedule_anneals_to_zero(data):
+class _RecordLR(Callback):
+    """Records the learning rate at the start of each epoch."""
+
+    def __init__(self):
+        self.lrs = []
+
+    def on_epoch_begin(self, state):
+        self.lrs.append(state.optimizer.param_groups[0]["lr"])
+
+
+def test_cosine_schedule_anneals_to_zero_and_restores_the_rate(data):
     ae = MLPAutoencoder(8, (4,), 2)
     opt = make_optimizer("adam", ae.parameters(), learning_rate=1e-2)
+    record = _RecordLR()
     train_autoencoder(
-        ae, to_tensor(data, CPU), epochs=4, batch_size=64, optimizer=opt, lr_schedule="cosine"
-    )
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+        ae, to_tensor(data, CPU), epochs=4, batch_size=64, optimizer=opt, lr_schedule="cosine",
+        callbacks=[record],
+    )  # fmt: skip
+    expected = [1e-2 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert record.lrs == pytest.approx(expected)
+    # The schedule spans one loop: the configured rate is back afterwards.
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)
 
 
 def test_plateau_schedule_reduces_lr(data):
     ae = MLPAutoencoder(8, (4,), 2)
-    opt = make_optimizer("sgd", ae.parameters(), learning_rate=1e-12)
+    # So small a rate that the loss stalls from the start (but above the eps of 1e-8
+    # below which ReduceLROnPlateau ignores a reduction).
+    opt = make_optimizer("sgd", ae.parameters(), learning_rate=1e-6)
+    record = _RecordLR()
     train_autoencoder(
         ae,
         to_tensor(data, CPU),
-        epochs=5,
+        epochs=8,
         batch_size=120,
         optimizer=opt,
         lr_schedule="plateau",
         n_iter_no_change=None,
+        callbacks=[record],
     )
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-13)
+    # Patience 5: the first epoch sets the best loss, six more stalled ones reduce it.
+    assert record.lrs == pytest.approx([1e-6] * 7 + [1e-7])
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-6)
 
 
 # --------------------------------------------------------------- inference
