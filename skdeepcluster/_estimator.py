@@ -153,9 +153,11 @@ class AutoencoderKMeans(
         Maximum number of pre-training passes over the data. ``'auto'`` gives
         the network a budget of about 1,500 optimizer steps:
         ``ceil(1500 / n_batches)`` epochs, clipped to [10, 200], where
-        ``n_batches = ceil(n_samples / batch_size)``. That is 188 epochs on
-        the 1,797 digits (under a minute on two CPU cores), 38 on 10,000
-        MNIST images and 10 on larger data sets. Set an int for full control.
+        ``n_batches = ceil(n_samples / batch_size)``, and at most 600,000
+        rows in all (but every row once). That is 188 epochs on the 1,797
+        digits (under a minute on two CPU cores), 38 on 10,000 MNIST images,
+        10 on 60,000 rows, 2 on 250,000 and 1 from 600,000 rows on. Set an
+        int for full control.
 
     noise : float, default=0.0
         Denoising: the standard deviation of Gaussian noise
@@ -215,8 +217,10 @@ class AutoencoderKMeans(
         layout of "N2D", implemented in torch, which lets k-means find
         clusters that are not round in the codes (MNIST: 0.93 accuracy
         instead of 0.69). ``'auto'`` means no reducer when ``refine`` asks
-        for a refinement (it works through an affine second stage), from
-        100,000 samples on, and in ``partial_fit``. Any scikit-learn
+        for a refinement (it works through an affine second stage) and in
+        ``partial_fit``; at every size otherwise (its neighbour search
+        scales: a KD-tree of the codes on large data, see
+        :class:`~skdeepcluster.NeighborEmbedding`). Any scikit-learn
         compatible transformer (``PCA(n_components=5)``, ``umap.UMAP``,
         ``NeighborEmbedding(...)``) is cloned and fitted in ``fit``; its
         ``random_state`` is set from this estimator's when left as None, and

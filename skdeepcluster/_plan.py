@@ -27,12 +27,14 @@ from .refine import DEC, IDEC, KMeansLoss
 #: Optimizer steps that ``epochs='auto'`` aims for (see the ``epochs`` docstring).
 AUTO_STEPS = 1500
 
+#: ``epochs='auto'`` shows pre-training at most this many rows in all (but every row
+#: once): ten passes over 60,000 rows, one over a million, instead of ten passes at
+#: any size (43 minutes of a million-row fit on two CPU cores). See
+#: ``benchmarks/results/large.md``.
+AUTO_MAX_ROWS = 600_000
+
 #: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
 STREAM_BYTES = 2**30
-
-#: ``reducer='auto'`` drops the neighbour embedding from this many rows on:
-#: its exact k-NN graph is quadratic in the number of rows.
-NE_MAX_AUTO_SAMPLES = 100_000
 
 #: Built-in clusterers that refinement can work with (they define the centres).
 KMEANS_CLUSTERERS = ("kmeans", "minibatch_kmeans")
@@ -150,12 +152,15 @@ def n_epochs(est, n_samples: int) -> int:
     """Pre-training epochs: ``epochs``, or a budget of ``AUTO_STEPS`` steps for 'auto'.
 
     ``ceil(1500 / n_batches)`` clipped to [10, 200]: 188 epochs on the 1,797
-    digits, 38 on 10,000 MNIST images, 10 from 38,400 rows on (batch 256).
+    digits, 38 on 10,000 MNIST images, 10 from 38,400 rows on (batch 256);
+    but no more than ``AUTO_MAX_ROWS`` rows in all: 8 epochs of 70,000 rows,
+    2 of 250,000, 1 of a million.
     """
     if est.epochs != "auto":
         return est.epochs
     n_batches = -(-n_samples // min(est.batch_size, n_samples))
-    return int(np.clip(-(-AUTO_STEPS // n_batches), 10, 200))
+    epochs = int(np.clip(-(-AUTO_STEPS // n_batches), 10, 200))
+    return max(1, min(epochs, AUTO_MAX_ROWS // n_samples))
 
 
 def resolve_clusterer(est, n_samples: int):
@@ -178,15 +183,15 @@ def _is_auto(value) -> bool:
 def resolve_reducer(est, n_samples: int, *, partial: bool):
     """The second stage after the scaler: 'auto' stays 'auto' (sized on the codes later).
 
-    ``reducer='auto'`` is the neighbour embedding, except in ``partial_fit``
-    (each call refits on one chunk), when a refinement is asked for (it
-    trains through an affine second stage) and from ``NE_MAX_AUTO_SAMPLES`` rows
-    on (the exact k-NN graph is quadratic).
+    ``reducer='auto'`` is the neighbour embedding at every size (its k-NN
+    search scales, see :func:`~skdeepcluster.embedding._neighbors.choose_method`),
+    except in ``partial_fit`` (each call refits on one chunk) and when a
+    refinement is asked for (it trains through an affine second stage).
     """
     if not _is_auto(est.reducer):
         return est.reducer
     explicit_refine = est.refine is not None and not _is_auto(est.refine)
-    if partial or explicit_refine or n_samples >= NE_MAX_AUTO_SAMPLES:
+    if partial or explicit_refine:
         return None
     return "auto"
 

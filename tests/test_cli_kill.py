@@ -29,6 +29,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+import torch
 
 from skdeepcluster._cli import main
 
@@ -70,6 +71,10 @@ def check_new_results(out, n_samples):
 
 def run_main(argv):
     """The body of a forked process: the command, as ``python -m skdeepcluster`` runs it."""
+    # A fork inherits no OpenMP worker threads: a parallel region started by torch in the
+    # child of a process that had used its thread pool never returns (GNU libgomp). One
+    # thread runs no parallel region, so the fork works whatever this process did before.
+    torch.set_num_threads(1)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the process ends with main
     sys.exit(main(argv))
 

@@ -14,12 +14,15 @@ from sklearn.preprocessing import StandardScaler
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 from skdeepcluster.embedding import (
+    NeighborIndex,
     fuzzy_neighbor_graph,
     interpolate_embedding,
     knn_search,
     layout_curve_params,
 )
 from skdeepcluster.embedding._graph import _membership
+from skdeepcluster.embedding._layout import cumulative_weights, sample_edges
+from skdeepcluster.embedding._neighbors import choose_method
 from skdeepcluster.embedding._unique import unique_rows
 from skdeepcluster.metrics import cluster_accuracy
 
@@ -151,7 +154,8 @@ def test_max_samples_fits_on_a_subsample(blobs5):
 def test_interpolation_of_a_point_between_two():
     data = torch.tensor([[0.0], [10.0]])
     embedding = torch.tensor([[0.0, 0.0], [4.0, 2.0]])
-    out = interpolate_embedding(torch.tensor([[0.0], [10.0], [5.0]]), data, embedding, 2)
+    queries = torch.tensor([[0.0], [10.0], [5.0]])
+    out = interpolate_embedding(*knn_search(queries, data, 2), embedding)
     torch.testing.assert_close(out[:2], embedding)
     torch.testing.assert_close(out[2], torch.tensor([2.0, 1.0]))  # equidistant: the mean
 
@@ -367,3 +371,129 @@ def test_pipeline_without_autoencoder_on_digits(digits):
     plain = KMeans(n_clusters=10, n_init=10, random_state=0).fit_predict(X)
     # benchmarks/results/quality.md: 0.936 against k-means' 0.79 on all 1,797 digits.
     assert cluster_accuracy(y, labels) > max(0.9, cluster_accuracy(y, plain) + 0.1)
+
+
+# ------------------------------------------------- search and sampling at scale
+CPU = torch.device("cpu")
+
+
+def _has(name):
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def _recall(found, truth):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth, strict=True)])
+
+
+@pytest.mark.parametrize("method", ["kdtree", "hnsw", "nndescent"])
+def test_neighbor_index_graph_matches_the_exact_graph(method):
+    pytest.importorskip({"hnsw": "faiss", "nndescent": "pynndescent"}.get(method, "scipy"))
+    X, _ = make_blobs(n_samples=2_000, centers=8, n_features=6, random_state=0)
+    X = X.astype(np.float32)
+    T = torch.from_numpy(X)
+    exact_dist, exact_index = knn_search(T, T, 10, exclude_self=True)
+    dist, index = NeighborIndex(X, method, random_state=0).graph(10, CPU)
+    assert index.shape == (2_000, 10) and dist.dtype == torch.float32
+    assert not (index == torch.arange(2_000)[:, None]).any()  # never a row's own index
+    recall = _recall(index.numpy(), exact_index.numpy())
+    if method == "kdtree":
+        assert recall == 1.0  # exact
+        np.testing.assert_allclose(dist.numpy(), exact_dist.numpy(), rtol=1e-4, atol=1e-5)
+    else:
+        assert recall >= 0.95  # approximate
+    assert torch.all(dist[:, 1:] >= dist[:, :-1])
+
+
+@pytest.mark.parametrize("method", ["exact", "kdtree", "hnsw", "nndescent"])
+def test_neighbor_index_query_is_batch_independent(method):
+    pytest.importorskip({"hnsw": "faiss", "nndescent": "pynndescent"}.get(method, "scipy"))
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(1_500, 5)).astype(np.float32)
+    queries = np.vstack([rng.normal(size=(57, 5)), data[[3, 700, 1499]]]).astype(np.float32)
+    index = NeighborIndex(data, method, random_state=0)
+    whole = index.query(queries, 7, CPU)
+    for i in (0, 13, 59):
+        one = index.query(queries[i : i + 1], 7, CPU)
+        torch.testing.assert_close(one[1][0], whole[1][i], rtol=0, atol=0)
+        torch.testing.assert_close(one[0][0], whole[0][i], rtol=0, atol=0)
+    # A query equal to a data row finds it first, at distance 0 (approximate methods too).
+    np.testing.assert_array_equal(whole[1][57:, 0].numpy(), [3, 700, 1499])
+    np.testing.assert_array_equal(whole[0][57:, 0].numpy(), 0.0)
+    # The tree is not pickled, and is rebuilt to the same answers.
+    again = pickle.loads(pickle.dumps(index))
+    assert again._tree is None
+    torch.testing.assert_close(again.query(queries, 7, CPU)[1], whole[1], rtol=0, atol=0)
+
+
+def test_choose_method_by_size_dimension_and_device(monkeypatch):
+    import skdeepcluster.embedding._neighbors as neighbors
+
+    pytest.importorskip("faiss")
+    assert choose_method(20_000, 10, CPU) == "exact"
+    assert choose_method(20_001, 10, CPU) == "hnsw"
+    assert choose_method(10_000_000, 784, CPU) == "hnsw"
+    assert choose_method(10_000_000, 10, torch.device("cuda")) == "exact"
+    monkeypatch.setattr(neighbors, "EXACT_MAX_SAMPLES", 10)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    ne = NeighborEmbedding(n_components=2, n_epochs=1, random_state=0).fit(X)
+    assert ne._index.method == "hnsw"
+    # Without faiss: scipy's KD-tree in low dimension, pynndescent (or exact) beyond.
+    monkeypatch.setattr(neighbors, "_importable", lambda name: name == "pynndescent")
+    assert choose_method(20_001, 32, CPU) == "kdtree"
+    assert choose_method(20_001, 33, CPU) == "nndescent"
+    monkeypatch.setattr(neighbors, "_importable", lambda name: False)
+    assert choose_method(20_001, 784, CPU) == "exact"
+
+
+def test_large_neighbor_search_gives_the_same_embedding_as_exact(blobs5):
+    X = blobs5[0]
+    exact = NeighborEmbedding(n_components=2, neighbor_search="exact", random_state=0)
+    tree = NeighborEmbedding(n_components=2, neighbor_search="kdtree", random_state=0)
+    E, T = exact.fit_transform(X), tree.fit_transform(X)
+    # The same (exact) graph up to float rounding of the distances: nearly the same layout.
+    labels_e = KMeans(n_clusters=5, n_init=5, random_state=0).fit_predict(E)
+    labels_t = KMeans(n_clusters=5, n_init=5, random_state=0).fit_predict(T)
+    assert cluster_accuracy(labels_e, labels_t) == 1.0
+    np.testing.assert_array_equal(tree.transform(X), T)
+
+
+def test_sample_edges_follows_the_weights():
+    weights = np.array([0.1, 0.0, 0.5, 0.3, 0.1])
+    draws = sample_edges(cumulative_weights(weights), 400_000, torch.Generator().manual_seed(0))
+    assert draws.dtype == torch.long and draws.min() >= 0 and draws.max() <= 4
+    freq = np.bincount(draws.numpy(), minlength=5) / 400_000
+    np.testing.assert_allclose(freq, weights / weights.sum(), atol=3e-3)
+    assert freq[1] == 0.0  # a zero weight is never drawn
+
+
+def test_sample_edges_has_no_category_limit():
+    # torch.multinomial refuses more than 2**24 categories; the table does not.
+    n_edges = 2**24 + 5
+    cumulative = torch.arange(1, n_edges + 1, dtype=torch.float64)  # equal weights
+    draws = sample_edges(cumulative, 100_000, torch.Generator().manual_seed(0))
+    assert draws.max() < n_edges and draws.max() > n_edges * 0.99
+    same = sample_edges(cumulative, 100_000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(draws, same, rtol=0, atol=0)
+
+
+def test_estimator_keeps_the_neighbor_embedding_above_100000_rows(monkeypatch):
+    """No cliff: reducer='auto' is a NeighborEmbedding on an HNSW graph at 120,000 rows."""
+    import skdeepcluster.embedding._neighbor_embedding as module
+
+    # A few layout steps keep the test fast; the search and the graph are the real ones.
+    monkeypatch.setattr(module.NeighborEmbedding, "_schedule", lambda self, n_edges: (4096, 3))
+    X, _ = make_blobs(n_samples=120_000, centers=3, n_features=3, random_state=0)
+    model = AutoencoderKMeans(
+        n_clusters=3, hidden_layer_sizes=(4,), latent_dim=2, epochs=1, batch_size=1024,
+        n_init=1, random_state=0,
+    )  # fmt: skip
+    model.fit(X)
+    assert isinstance(model.reducer_, NeighborEmbedding)
+    assert model.reducer_.embedding_.shape == (120_000, 2)
+    assert model.reducer_._index.method == ("hnsw" if _has("faiss") else "kdtree")
+    assert model.labels_.shape == (120_000,)
+    np.testing.assert_array_equal(model.predict(X[:1000]), model.labels_[:1000])

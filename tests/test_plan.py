@@ -31,7 +31,10 @@ def resolve(model, n_samples=500, *, partial=False, seeds=None):
         (1_797, 256, 188),  # the digits: ceil(1500 / 8)
         (10_000, 256, 38),  # MNIST test set: ceil(1500 / 40)
         (38_400, 256, 10),  # 150 batches: exactly 10
-        (1_000_000, 256, 10),  # clipped from below
+        (60_000, 256, 10),  # clipped from below: 600,000 rows in all
+        (70_000, 256, 8),  # at most AUTO_MAX_ROWS = 600,000 rows in all
+        (250_000, 256, 2),
+        (1_000_000, 256, 1),  # one pass, not ten
         (300, 256, 200),  # 2 batches: 750, clipped from above
         (100, 256, 200),  # batch clipped to n_samples: one batch
         (1_797, 64, 52),  # ceil(1500 / 29)
@@ -41,7 +44,7 @@ def test_auto_epochs_rule(n_samples, batch_size, expected):
     model = est(batch_size=batch_size)
     assert plan.n_epochs(model, n_samples) == expected
     assert resolve(model, n_samples).epochs == expected
-    assert plan.AUTO_STEPS == 1500
+    assert plan.AUTO_STEPS == 1500 and plan.AUTO_MAX_ROWS == 600_000
 
 
 def test_explicit_epochs_and_partial_fit_epochs():
@@ -65,14 +68,13 @@ def test_auto_reducer_is_none_with_an_explicit_refinement(refine):
     assert resolve(est(refine=refine), 1_000).reducer is None
 
 
-def test_auto_reducer_is_none_in_partial_fit_and_for_large_data():
+def test_auto_reducer_is_none_in_partial_fit_only():
     assert plan.resolve_reducer(est(), 1_000, partial=True) is None
-    n = plan.NE_MAX_AUTO_SAMPLES
-    assert n == 100_000
-    assert plan.resolve_reducer(est(), n - 1, partial=False) == "auto"
-    assert plan.resolve_reducer(est(), n, partial=False) is None
-    assert resolve(est(), n).reducer is None
     assert resolve(est(), 1_000, partial=True).reducer is None
+    # No cliff: the neighbour embedding at every size (its k-NN search scales).
+    for n in (99_999, 100_000, 1_000_000, 10_000_000):
+        assert plan.resolve_reducer(est(), n, partial=False) == "auto"
+        assert resolve(est(), n).reducer == "auto"
 
 
 def test_explicit_reducer_is_passed_through():
@@ -123,9 +125,10 @@ def test_auto_refine_is_idec_through_a_pca_reducer():
     assert type(resolve(est(reducer=PCA(n_components=2))).refine) is IDEC
 
 
-def test_auto_refine_with_large_data_is_idec():
-    # reducer='auto' steps aside from NE_MAX_AUTO_SAMPLES rows on, and 'auto' refines.
-    assert type(resolve(est(), plan.NE_MAX_AUTO_SAMPLES).refine) is IDEC
+def test_auto_refine_with_large_data_is_none():
+    # reducer='auto' keeps the (non-affine) neighbour embedding at every size.
+    assert resolve(est(), 1_000_000).refine is None
+    assert type(resolve(est(reducer=None), 1_000_000).refine) is IDEC
 
 
 @pytest.mark.parametrize("name, cls", [("kmeans", KMeansLoss), ("dec", DEC), ("idec", IDEC)])

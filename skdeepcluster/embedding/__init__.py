@@ -10,7 +10,9 @@ and well separated, which is what k-means or a Gaussian mixture needs.
 The pieces are small functions over tensors, one concern per private module,
 run on any torch device:
 
-* ``_neighbors``: exact k-NN search in blocks (:func:`knn_search`);
+* ``_neighbors``: k-NN search, exact in blocks on any device
+  (:func:`knn_search`), or by scipy's KD-tree or pynndescent on the CPU for
+  large data (:class:`NeighborIndex`);
 * ``_graph``: the per-point bandwidths and the symmetric fuzzy graph
   (:func:`fuzzy_neighbor_graph`);
 * ``_layout``: the similarity curve (:func:`layout_curve_params`), the
@@ -36,10 +38,11 @@ autoencoded embedding", ICPR 2020.
 from ._graph import fuzzy_neighbor_graph
 from ._layout import interpolate_embedding, layout_curve_params, optimize_layout
 from ._neighbor_embedding import NeighborEmbedding
-from ._neighbors import knn_search
+from ._neighbors import NeighborIndex, knn_search
 
 __all__ = [
     "NeighborEmbedding",
+    "NeighborIndex",
     "fuzzy_neighbor_graph",
     "interpolate_embedding",
     "knn_search",

@@ -10,7 +10,6 @@ from scipy import sparse
 from scipy.optimize import curve_fit
 
 from ._graph import _membership
-from ._neighbors import knn_search
 
 #: The layout is initialised inside this box, as UMAP does.
 _INIT_SCALE = 10.0
@@ -94,6 +93,58 @@ def _initial_layout(
     return layout.float()
 
 
+def cumulative_weights(weights: np.ndarray) -> torch.Tensor:
+    """The table that :func:`sample_edges` draws from: running sums of ``weights``.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_edges,)
+        Non-negative edge weights, not all zero.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_edges,)
+        ``cumsum(weights)`` in float64 (exact enough for hundreds of millions of
+        edges), on the CPU: the binary search of a batch is cheap there, the
+        draws do not depend on the device, and MPS has no float64.
+    """
+    return torch.as_tensor(np.cumsum(weights, dtype=np.float64))
+
+
+def sample_edges(
+    cumulative: torch.Tensor, n_samples: int, generator: torch.Generator, device=None
+) -> torch.Tensor:
+    """Draw ``n_samples`` edges with replacement, each with probability proportional to its weight.
+
+    Inverse-transform sampling: uniform numbers in ``[0, total)`` are looked up
+    in the running sums by binary search, ``O(n_samples * log(n_edges))`` per
+    call and no limit on the number of edges. ``torch.multinomial``, used
+    before, costs ``O(n_edges)`` per call and refuses more than ``2**24``
+    categories, i.e. graphs of about a million rows.
+
+    Parameters
+    ----------
+    cumulative : torch.Tensor of shape (n_edges,)
+        Running sums of the weights (:func:`cumulative_weights`).
+    n_samples : int
+        Edges to draw.
+    generator : torch.Generator
+        Source of the uniform numbers (a CPU generator, so that a seed gives
+        the same edges on every device).
+    device : torch.device, optional
+        Where the indices go (default: the CPU).
+
+    Returns
+    -------
+    torch.Tensor of shape (n_samples,)
+        Indices of the drawn edges (int64).
+    """
+    u = torch.rand(n_samples, generator=generator, dtype=torch.float64)
+    edges = torch.searchsorted(cumulative, u * cumulative[-1], right=True)
+    # u * total < total, so edges < n_edges but for rounding at the very top.
+    return edges.clamp_max_(cumulative.shape[0] - 1).to(device)
+
+
 def optimize_layout(
     layout: torch.Tensor,
     graph: sparse.coo_matrix,
@@ -110,7 +161,8 @@ def optimize_layout(
     """Stochastic layout of the graph (UMAP's cross-entropy, by mini-batches of edges).
 
     Each step samples ``batch_size`` edges with probability proportional to
-    their weight and ``negative_sample_rate`` random points per edge. The
+    their weight (:func:`sample_edges`, ``O(batch_size * log(n_edges))``)
+    and ``negative_sample_rate`` random points per edge. The
     ends of each edge are pulled together (the gradient of
     ``log(1 + a d^2b)``) and each edge's head and its random points are
     pushed apart (the gradient of ``-log(1 - 1 / (1 + a d^2b))``): plain SGD with
@@ -147,14 +199,13 @@ def optimize_layout(
     n = layout.shape[0]
     rows = torch.as_tensor(graph.row, dtype=torch.long, device=device)
     cols = torch.as_tensor(graph.col, dtype=torch.long, device=device)
-    weights = torch.as_tensor(graph.data, dtype=torch.float32)
     Y = layout.clone()
     if n < 2 or rows.numel() == 0:
         return Y
-    grad = torch.empty_like(Y)
+    cumulative = cumulative_weights(graph.data)
+    grad = torch.zeros_like(Y)
     for step in range(n_steps):
-        edges = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
-        edges = edges.to(device)
+        edges = sample_edges(cumulative, batch_size, generator, device)
         head, tail = rows[edges], cols[edges]
         heads = head.repeat_interleave(negative_sample_rate)
         negatives = torch.randint(n, (heads.shape[0],), generator=generator).to(device)
@@ -169,52 +220,50 @@ def optimize_layout(
         push = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
         push = push * diff
         # One accumulation of every pair's gradient (index_add_ sums in a fixed order
-        # on the CPU, so runs are reproducible), clipped per point and coordinate.
-        grad.zero_().index_add_(
-            0, torch.cat([head, tail, heads, negatives]), torch.cat([pull, -pull, push, -push])
-        )
-        grad.nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
-        Y.add_(grad, alpha=-learning_rate * (1.0 - step / n_steps))
+        # on the CPU, so runs are reproducible), clipped per point and coordinate, and
+        # applied to the touched points only: O(batch) work per step, whatever n.
+        # A point met twice gathers the same sum twice and writes the same value twice.
+        touched = torch.cat([head, tail, heads, negatives])
+        grad.index_add_(0, touched, torch.cat([pull, -pull, push, -push]))
+        step_size = learning_rate * (1.0 - step / n_steps)
+        update = grad[touched].nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
+        Y[touched] = Y[touched] - step_size * update
+        grad[touched] = 0.0
         if progress is not None:
             progress.update(1)
     return Y
 
 
 def interpolate_embedding(
-    queries: torch.Tensor,
-    data: torch.Tensor,
-    embedding: torch.Tensor,
-    n_neighbors: int,
+    dist: torch.Tensor, index: torch.Tensor, embedding: torch.Tensor
 ) -> torch.Tensor:
-    """Place ``queries`` by the fuzzy-weighted mean embedding of their nearest ``data`` rows.
+    """Place queries by the fuzzy-weighted mean embedding of their nearest data rows.
 
-    The weights are the fuzzy memberships of the query's ``n_neighbors``
-    nearest ``data`` rows; a query equal to one or more ``data`` rows gets
-    the mean embedding of those rows exactly. So that a query close to a row
-    is placed close to it (a difference that survives the float32 conversion,
-    1e-17 on a zero coordinate, would otherwise move it by a fraction of its
-    neighbourhood), the nearest row's weight becomes ``tau / d`` at a
-    distance ``d`` below ``tau``, ``1e-3`` of the farthest neighbour's
-    distance: the placement goes continuously to the row's embedding as
-    ``d`` goes to 0, and is unchanged beyond ``tau``.
+    The weights are the fuzzy memberships of the query's nearest rows; a
+    query equal to one or more rows gets the mean embedding of those rows
+    exactly. So that a query close to a row is placed close to it (a
+    difference that survives the float32 conversion, 1e-17 on a zero
+    coordinate, would otherwise move it by a fraction of its neighbourhood),
+    the nearest row's weight becomes ``tau / d`` at a distance ``d`` below
+    ``tau``, ``1e-3`` of the farthest neighbour's distance: the placement
+    goes continuously to the row's embedding as ``d`` goes to 0, and is
+    unchanged beyond ``tau``.
 
     Parameters
     ----------
-    queries : torch.Tensor of shape (n_queries, n_features)
-        Points to place.
-    data : torch.Tensor of shape (n_data, n_features)
-        Points already placed.
+    dist : torch.Tensor of shape (n_queries, n_neighbors)
+        Distances of each query to its nearest data rows, nearest first (as
+        returned by :func:`knn_search` or :meth:`NeighborIndex.query`).
+    index : torch.Tensor of shape (n_queries, n_neighbors)
+        Those rows.
     embedding : torch.Tensor of shape (n_data, n_components)
-        Their embedding.
-    n_neighbors : int
-        Neighbours interpolated, at most ``n_data``.
+        The embedding of the data rows.
 
     Returns
     -------
     torch.Tensor of shape (n_queries, n_components)
         Embedding of the queries, with the dtype of ``embedding``.
     """
-    dist, index = knn_search(queries, data, n_neighbors)
     weights = _membership(dist)
     nearest, tau = dist[:, :1], _NEAR_FRACTION * dist[:, -1:]
     near = (nearest > 0) & (nearest < tau)
@@ -223,5 +272,5 @@ def interpolate_embedding(
     exact = dist == 0
     has_exact = exact.any(1, keepdim=True)
     weights = torch.where(has_exact, exact.to(weights.dtype), weights)
-    weights = weights / weights.sum(1, keepdim=True)
+    weights = (weights / weights.sum(1, keepdim=True)).to(embedding.dtype)
     return (weights[:, :, None] * embedding[index]).sum(1)

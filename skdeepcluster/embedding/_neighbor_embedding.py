@@ -21,14 +21,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._device import resolve_device
 from ._graph import fuzzy_neighbor_graph
 from ._layout import _initial_layout, interpolate_embedding, layout_curve_params, optimize_layout
-from ._neighbors import knn_search
+from ._neighbors import METHODS, NeighborIndex, choose_method
 from ._unique import unique_rows
 
 
 class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Neighbour-graph embedding (UMAP-style) in PyTorch.
 
-    Builds the exact k-nearest-neighbour graph of the distinct rows of ``X``,
+    Builds the k-nearest-neighbour graph of the distinct rows of ``X``,
     weights its edges by fuzzy membership, and lays the points out in ``n_components``
     dimensions so that graph neighbours attract and random pairs repel
     (the cross-entropy layout of UMAP). With ``min_dist=0`` clusters come out
@@ -72,10 +72,20 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Initial layout: the principal components of ``X`` (scaled into a box
         of side 10) or uniform random coordinates.
 
-    max_samples : int or None, default=50000
+    neighbor_search : {'auto', 'exact', 'kdtree', 'nndescent'}, default='auto'
+        How the nearest neighbours are found. ``'exact'``: distances to every
+        row, in blocks, on ``device`` (``O(n_samples ** 2)``; fastest on a GPU
+        and for small data). ``'kdtree'``: scipy's KD-tree, exact, about
+        ``O(n log n)`` in low dimension (the autoencoder's codes).
+        ``'nndescent'``: pynndescent's approximate search (``pip install
+        pynndescent``; high-dimensional data). ``'auto'`` is ``'exact'`` on a
+        GPU and up to 20,000 distinct rows, else ``'kdtree'`` up to 32
+        features, else ``'nndescent'`` when installed (``'exact'`` when not).
+
+    max_samples : int or None, default=None
         Fit the graph on at most this many samples, drawn at random; the
-        others are placed by :meth:`transform`. None uses every sample (the
-        exact k-NN search costs ``O(n_samples ** 2)``).
+        others are placed by :meth:`transform`. None (the default) uses every
+        sample.
 
     device : str or torch.device, default='auto'
         Torch device for the k-NN search and the layout: ``'auto'`` (CUDA when
@@ -154,6 +164,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"pca", "random"})],
+        "neighbor_search": [StrOptions(set(METHODS))],
         "max_samples": [Interval(Integral, 2, None, closed="left"), None],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -171,7 +182,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         learning_rate=1.0,
         batch_size=8192,
         init="pca",
-        max_samples=50_000,
+        neighbor_search="auto",
+        max_samples=None,
         device="auto",
         random_state=None,
         verbose=0,
@@ -181,7 +193,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.n_components, self.n_neighbors, self.min_dist = n_components, n_neighbors, min_dist
         self.n_epochs, self.negative_sample_rate = n_epochs, negative_sample_rate
         self.learning_rate, self.batch_size, self.init = learning_rate, batch_size, init
-        self.max_samples, self.device = max_samples, device
+        self.neighbor_search, self.max_samples = neighbor_search, max_samples
+        self.device = device
         self.random_state, self.verbose = random_state, verbose
 
     def _schedule(self, n_edges: int) -> tuple[int, int]:
@@ -205,13 +218,17 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return batch_size, max(500, math.ceil(50 * n_edges / batch_size))
         return batch_size, math.ceil(self.n_epochs * n_edges / batch_size)
 
-    def _layout_nodes(self, nodes: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Build the fuzzy k-NN graph of ``nodes`` and optimise their layout.
+    def _layout_nodes(
+        self, index: NeighborIndex, device: torch.device, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Build the fuzzy k-NN graph of the index's rows and optimise their layout.
 
         Parameters
         ----------
-        nodes : torch.Tensor of shape (n_nodes, n_features)
-            The distinct training rows, float32, on the fitting device.
+        index : NeighborIndex
+            The distinct training rows (float32) and their neighbour search.
+        device : torch.device
+            The fitting device.
         generator : torch.Generator
             Source of the initial jitter and of the layout's sampling.
 
@@ -221,13 +238,14 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             The layout (float32). With a single node there is no graph and it
             keeps its initial position.
         """
-        n = nodes.shape[0]
+        n = index.data.shape[0]
         k = min(self.n_neighbors, n - 1)
         if k >= 1:
-            graph = fuzzy_neighbor_graph(*knn_search(nodes, nodes, k, exclude_self=True))
+            graph = fuzzy_neighbor_graph(*index.graph(k, device))
         else:
             graph = sparse.coo_matrix((n, n))
         a, b = layout_curve_params(float(self.min_dist))
+        nodes = torch.as_tensor(index.data, device=device)
         layout = _initial_layout(nodes, self.n_components, self.init, generator)
         batch_size, n_steps = self._schedule(graph.nnz)
         progress = None
@@ -285,13 +303,17 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         # the edge sampling and drag its neighbours. The copies still count downstream,
         # where the clusterer sees every row at the node's position.
         nodes, inverse = unique_rows(np.asarray(X[fit_indices], dtype=np.float32))
-        layout = self._layout_nodes(torch.as_tensor(nodes, device=device), generator)
+        method = self.neighbor_search
+        if method == "auto":
+            method = choose_method(nodes.shape[0], nodes.shape[1], device)
+        index = NeighborIndex(nodes, method, random_state=seed)
+        layout = self._layout_nodes(index, device, generator)
         node_embedding = layout.cpu().numpy().astype(np.float64)
         if not np.all(np.isfinite(node_embedding)):  # pragma: no cover - guarded by the clip
             raise ValueError("The neighbour-embedding layout diverged (non-finite values).")
         self.embedding_ = node_embedding[inverse]
         self.fit_indices_ = fit_indices
-        self._nodes, self._node_embedding = nodes, node_embedding
+        self._index, self._node_embedding = index, node_embedding
         return self
 
     def transform(self, X):
@@ -315,12 +337,11 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             device = resolve_device(self.device)
         except ValueError:  # fitted on a GPU, unpickled where there is none
             device = torch.device("cpu")
-        data = torch.as_tensor(self._nodes, device=device)
         embedding = torch.as_tensor(self._node_embedding, device=device)
         # Identical rows are placed once, so they get the same embedding on any device.
         queries, inverse = unique_rows(np.asarray(X, dtype=np.float32))
-        k = min(self.n_neighbors, data.shape[0])
-        out = interpolate_embedding(torch.as_tensor(queries, device=device), data, embedding, k)
+        k = min(self.n_neighbors, embedding.shape[0])
+        out = interpolate_embedding(*self._index.query(queries, k, device), embedding)
         return out.cpu().numpy().astype(np.float64)[inverse]
 
     def __sklearn_tags__(self):

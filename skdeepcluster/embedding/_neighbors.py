@@ -1,10 +1,13 @@
-"""Exact Euclidean k-nearest-neighbour search, in tiles, on any torch device."""
+"""k-nearest-neighbour search: exact tiles on any torch device, a KD-tree, or NN-descent."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from ._unique import RowLookup
 
 #: Entries computed at once by the exact k-NN search (128 MiB of float32).
 _KNN_BLOCK_ENTRIES = 2**25
@@ -100,3 +103,183 @@ def _exact_nearest(
     exact = ((q[:, None, :] - data[candidates]) ** 2).sum(-1)
     exact, order = torch.sort(exact, dim=1, stable=True)
     return exact.sqrt(), candidates.gather(1, order)
+
+
+#: The methods of :class:`NeighborIndex` (``'auto'`` picks one, see ``choose_method``).
+METHODS = ("auto", "exact", "hnsw", "kdtree", "nndescent")
+
+#: faiss's HNSW graph: links per node, and the candidate lists of its construction and
+#: search. Recall@15 0.9998 on the 10-D codes of 250,000 and 1,000,000 deformed digits
+#: (benchmarks/results/large.md, "k-NN search").
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 64, 64
+
+#: Up to this many rows the CPU search is the exact tiled one: it is as fast as a tree
+#: there (see ``benchmarks/results/large.md``, "k-NN search") and batch-independent.
+EXACT_MAX_SAMPLES = 20_000
+
+#: Up to this many features a KD-tree finds the exact neighbours in about
+#: ``O(n log n)``; beyond, its pruning fails and approximate search is faster.
+KDTREE_MAX_FEATURES = 32
+
+
+def choose_method(n_samples: int, n_features: int, device: torch.device) -> str:
+    """The search ``method='auto'`` stands for, by size, dimension and device.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        Shape of the data searched.
+    device : torch.device
+        The device of the embedding.
+
+    Returns
+    -------
+    {'exact', 'hnsw', 'kdtree', 'nndescent'}
+        ``'exact'`` on a GPU (a matrix product per block of queries) and for
+        small data; else ``'hnsw'`` (faiss, approximate, about
+        ``O(n log n)``); where faiss is not installed, ``'kdtree'`` (scipy's,
+        exact) in low dimension and ``'nndescent'`` (pynndescent) in high
+        dimension when it is installed, the exact search otherwise.
+    """
+    if device.type != "cpu" or n_samples <= EXACT_MAX_SAMPLES:
+        return "exact"
+    if _importable("faiss"):
+        return "hnsw"
+    if n_features <= KDTREE_MAX_FEATURES:
+        return "kdtree"
+    return "nndescent" if _importable("pynndescent") else "exact"
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+class NeighborIndex:
+    """The k nearest neighbours among fixed rows: built once, searched in fit and transform.
+
+    Every method answers a query from that query alone (never from the other
+    rows of the batch), so an embedding built on it is batch-independent.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_data, n_features)
+        The rows searched (float32, distinct).
+    method : {'exact', 'hnsw', 'kdtree', 'nndescent'}
+        ``'exact'``: :func:`knn_search`, on the given device. ``'hnsw'``:
+        faiss's ``IndexHNSWFlat`` (approximate; built on one thread, so that
+        the graph, and so a fit, is reproducible; searched on all of torch's
+        threads). ``'kdtree'``:
+        :class:`scipy.spatial.cKDTree` (exact; float64 distances).
+        ``'nndescent'``: :class:`pynndescent.NNDescent` (approximate;
+        ``pip install pynndescent``).
+    random_state : int, default=0
+        Seed of the approximate search.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from skdeepcluster.embedding import NeighborIndex
+    >>> data = np.array([[0.0], [1.0], [3.0]], dtype=np.float32)
+    >>> dist, index = NeighborIndex(data, "kdtree").graph(1, torch.device("cpu"))
+    >>> index.ravel().tolist()
+    [1, 0, 1]
+    """
+
+    def __init__(self, data, method: str, random_state: int = 0):
+        self.data, self.method, self.random_state = data, method, random_state
+        self._tree = self._lookup = None
+
+    def graph(self, n_neighbors: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's ``n_neighbors`` nearest other rows: ``(dist, index)`` on ``device``."""
+        if self.method == "nndescent":
+            from pynndescent import NNDescent
+
+            self._tree = NNDescent(
+                self.data, n_neighbors=n_neighbors + 1, random_state=self.random_state
+            )
+            index, dist = self._tree.neighbor_graph
+            return _tensors(*_without_self(dist, index, n_neighbors), device)
+        if self.method == "kdtree":
+            dist, index = self._kdtree().query(self.data, n_neighbors + 1, workers=-1)
+            return _tensors(*_without_self(dist, index, n_neighbors), device)
+        if self.method == "hnsw":
+            dist, index = self._hnsw_search(self.data, n_neighbors + 1)
+            return _tensors(*_without_self(dist, index, n_neighbors), device)
+        data = torch.as_tensor(self.data, device=device)
+        return knn_search(data, data, n_neighbors, exclude_self=True)
+
+    def query(
+        self, queries: np.ndarray, n_neighbors: int, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``n_neighbors`` nearest rows of each query: ``(dist, index)`` on ``device``.
+
+        A query equal to a row always finds it first, at distance 0, also with
+        the approximate methods: ``transform`` of the training rows gives
+        their own embedding.
+        """
+        dist, index = self._search(queries, n_neighbors, device)
+        if self._lookup is None:
+            self._lookup = RowLookup(self.data)
+        equal = torch.as_tensor(self._lookup.find(np.asarray(queries, self.data.dtype)))
+        found = (equal >= 0).to(device)
+        index[:, 0] = torch.where(found, equal.to(device), index[:, 0])
+        dist[:, 0] = torch.where(found, torch.zeros_like(dist[:, 0]), dist[:, 0])
+        return dist, index
+
+    def _search(self, queries, n_neighbors, device):
+        if self.method == "nndescent":
+            if self._tree is None:
+                self.graph(min(15, self.data.shape[0] - 1), device)
+            index, dist = self._tree.query(queries, k=n_neighbors)
+        elif self.method == "kdtree":
+            dist, index = self._kdtree().query(queries, n_neighbors, workers=-1)
+        elif self.method == "hnsw":
+            dist, index = self._hnsw_search(queries, n_neighbors)
+        else:
+            data = torch.as_tensor(self.data, device=device)
+            return knn_search(torch.as_tensor(queries, device=device), data, n_neighbors)
+        shape = (len(queries), n_neighbors)
+        return _tensors(dist.reshape(shape), index.reshape(shape), device)
+
+    def _hnsw_search(self, queries, n_neighbors):
+        """faiss's HNSW search: Euclidean distances (it returns squared ones) and indices."""
+        import faiss
+
+        if self._tree is None:
+            index = faiss.IndexHNSWFlat(self.data.shape[1], HNSW_M)
+            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            faiss.omp_set_num_threads(1)  # a parallel build may link the graph differently
+            index.add(np.ascontiguousarray(self.data, dtype=np.float32))
+            self._tree = index
+        self._tree.hnsw.efSearch = max(HNSW_EF_SEARCH, n_neighbors)
+        faiss.omp_set_num_threads(torch.get_num_threads())  # each query on its own
+        d2, index = self._tree.search(np.ascontiguousarray(queries, dtype=np.float32), n_neighbors)
+        return np.sqrt(np.maximum(d2, 0.0)), index
+
+    def _kdtree(self):
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.data)
+        return self._tree
+
+    def __getstate__(self):
+        # The search structures are rebuilt on demand (seconds for a million rows).
+        return {**vars(self), "_tree": None, "_lookup": None}
+
+
+def _without_self(dist: np.ndarray, index: np.ndarray, n_neighbors: int):
+    """Drop each row from its own ``n_neighbors + 1`` neighbours (not always first on ties)."""
+    own = index == np.arange(index.shape[0])[:, None]
+    own[~own.any(1), -1] = True  # not found (approximate search): drop the farthest
+    shape = (index.shape[0], n_neighbors)
+    return dist[~own].reshape(shape), index[~own].reshape(shape)
+
+
+def _tensors(dist, index, device):
+    dist = torch.as_tensor(np.asarray(dist, dtype=np.float32), device=device)
+    return dist, torch.as_tensor(np.asarray(index, dtype=np.int64), device=device)

@@ -1,0 +1,69 @@
+"""New data as well as training data: ACC of ``predict`` on rows that ``fit`` never saw.
+
+The MNIST test set (``../shared/data/mnist``) is split in two halves at random
+(seeded); the defaults, ``AutoencoderKMeans(n_clusters=10, random_state=seed)``,
+are fitted on one half and predict the other, and the reverse. The goal
+(issue 15): ACC on the unseen half >= ACC on the training half - 0.01.
+
+Usage::
+
+    python benchmarks/bench_unseen.py                 # seeds 0
+    python benchmarks/bench_unseen.py --seeds 0 1 2
+
+Prints a markdown table; ``benchmarks/results/large.md`` holds the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from bench_core import DEFAULT_MNIST
+
+
+def run(X, y, train, test, seed):
+    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster.metrics import cluster_accuracy
+
+    model = AutoencoderKMeans(n_clusters=10, random_state=seed)
+    start = time.perf_counter()
+    model.fit(X[train])
+    fit_s = time.perf_counter() - start
+    train_acc = cluster_accuracy(y[train], model.labels_)
+    # The training labels are the clustering; the unseen ones are scored against the
+    # same matching of clusters to classes as a user would use: their own best one.
+    test_acc = cluster_accuracy(y[test], model.predict(X[test]))
+    return float(train_acc), float(test_acc), fit_s
+
+
+def main(argv=None) -> int:
+    from skdeepcluster.datasets import load_mnist
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--mnist-path", default=str(DEFAULT_MNIST))
+    args = parser.parse_args(argv)
+    X, y = load_mnist(path=args.mnist_path, subset="test", return_X_y=True)
+    lines = [
+        "| seed | fit on | train ACC | unseen ACC | unseen - train | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for seed in args.seeds:
+        order = np.random.default_rng(seed).permutation(len(y))
+        halves = order[: len(y) // 2], order[len(y) // 2 :]
+        for name, (train, test) in (("half A", halves), ("half B", halves[::-1])):
+            train_acc, test_acc, fit_s = run(X, y, train, test, seed)
+            line = (
+                f"| {seed} | {name} | {train_acc:.3f} | {test_acc:.3f} | "
+                f"{test_acc - train_acc:+.3f} | {fit_s:.0f} |"
+            )
+            print(line, flush=True)
+            lines.append(line)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
