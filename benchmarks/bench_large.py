@@ -191,7 +191,7 @@ def child(
     if codes:
         from skdeepcluster.training import encode_array
 
-        Z = model.scaler_.transform(encode_array(model.autoencoder_, X[rows]))
+        Z = model.scaler_.transform(encode_array(model.autoencoder_, X[rows], device=model.device_))
         np.save(Path(codes) / f"codes_{n}.npy", Z.astype(np.float32))
         np.save(Path(codes) / f"codes_{n}.labels.npy", y[rows])
     if unseen:
@@ -199,7 +199,9 @@ def child(
         start = time.perf_counter()
         labels = model.predict(originals)
         result["predict_s"] = time.perf_counter() - start
-        result["unseen_acc"] = float(cluster_accuracy(y[:N_ORIGINALS], labels))
+        from bench_unseen import matched_accuracy  # the training rows' cluster names
+
+        result["unseen_acc"] = matched_accuracy(y[rows], model.labels_, y[:N_ORIGINALS], labels)
         result["unseen_nmi"] = float(nmi(y[:N_ORIGINALS], labels))
     return result
 
@@ -262,7 +264,11 @@ def main(argv=None) -> int:
             str(args.seed),
             args.save_codes,
         ]
-        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            print(done.stderr, file=sys.stderr)
+            raise SystemExit(f"the fit of {n:,} rows failed (exit {done.returncode})")
+        out = done.stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
     print(

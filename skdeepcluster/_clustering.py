@@ -16,6 +16,8 @@ from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
+from ._precision import round_rows
+
 #: From this many samples on, the fit plan runs ``clusterer='kmeans'`` as
 #: :class:`MiniBatchKMeans` (see ``_plan.resolve_clusterer``).
 MINIBATCH_MIN_SAMPLES = 100_000
@@ -49,14 +51,14 @@ def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarr
 
 
 def _rounded(embedding) -> np.ndarray:
-    """A reducer's output as float64 values rounded to float32.
+    """A reducer's output, each row rounded on its own grid (see ``round_rows``).
 
     A reducer's matrix products round differently (by about 1e-17) depending
-    on how many rows it transforms at once; rounding to float32 makes the
-    embedding of a row independent of the rest of the batch, as the codes are
-    (see ``training._inference.encode_array``).
+    on how many rows it transforms at once; the rounding makes the embedding
+    of a row independent of the rest of the batch, as the codes are (see
+    ``training._inference.encode_array``).
     """
-    return np.asarray(embedding, dtype=np.float32).astype(np.float64)
+    return round_rows(embedding)
 
 
 def is_affine(reducer) -> bool:

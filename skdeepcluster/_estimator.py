@@ -366,7 +366,8 @@ class AutoencoderKMeans(
 
     Training uses float32. Inference (``transform``, ``predict``) runs on a
     float64 copy of the network (float32 on Apple MPS, which lacks float64)
-    and rounds the codes to float32, so that the embedding and label of a row
+    and rounds each code to float32 precision relative to its largest entry,
+    so that the embedding and label of a row
     do not depend on the other rows transformed with it, and identical rows
     get identical results. ``fit`` runs as a list of stages over a plan in
     which every ``'auto'`` is resolved once: pre-train, encode, second stage,

@@ -150,27 +150,6 @@ def fuzz_test(max_examples: int, weight: float = 1.0):
 #: everything else; ``SKDEEPCLUSTER_FUZZ_KNOWN_BUGS=1`` draws them again (to
 #: check a fix). Delete an entry, and its use below, once it is fixed.
 KNOWN_BUGS = {
-    "neighbor_embedding_extreme_scale": (
-        "NeighborEmbedding at |X| ~ 1e30 fails inside torch ('probability tensor "
-        "contains either inf, nan or element < 0': float32 squared distances overflow) "
-        "and at |X| ~ 1e-30 places a training row on another node (squared "
-        "differences underflow to 0); it gives no 'badly scaled' warning. Also as "
-        "AutoencoderKMeans' reducer with standardize=False on data of order 1e30"
-    ),
-    "neighbor_embedding_tiny_differences": (
-        "NeighborEmbedding: rows distinct in float32 whose float32 squared distance "
-        "underflows to 0 (e.g. [1, 0] and [1, 1e-30]) are two nodes in fit but one point "
-        "for transform, which places both at the mean of the two nodes: "
-        "transform(X)[fit_indices_] != embedding_ (and fit_transform(X) != embedding_); "
-        "that check is skipped for such data while it stands"
-    ),
-    "huge_codes_overflow_float32": (
-        "X of order 1e30 can give codes beyond the float32 range: encode_array() rounds "
-        "them to float32 ('overflow encountered in cast'), and fit fails after the "
-        "'badly scaled' warning with \"Input X contains infinity\" (k-means, GMM, "
-        "scaler), although X is finite; the properties test accepts that error for "
-        "such X, the other tests draw no 1e30 data while it stands"
-    ),
     "pca_fit_transform_rounding": (
         "with reducer=PCA(...) and few samples (n_samples < 10 * latent_dim: scikit-learn's "
         "full SVD solver), fit_transform(X) differs from fit(X).transform(X) in the last "
@@ -185,23 +164,6 @@ def avoids(bug: str) -> bool:
     """Whether the strategies steer clear of the known bug ``bug``."""
     assert bug in KNOWN_BUGS, bug
     return AVOID_KNOWN_BUGS
-
-
-def steer_clear(params: dict, *Xs) -> dict:
-    """``params`` for the data ``Xs``, changed where they would meet a known bug."""
-    from skdeepcluster import NeighborEmbedding
-
-    neighbor_embedding = isinstance(params["reducer"], NeighborEmbedding) or (
-        params["reducer"] == "auto"
-    )
-    if (
-        avoids("neighbor_embedding_extreme_scale")
-        and neighbor_embedding
-        and not params["standardize"]
-        and any(max_abs(X) > 1e15 for X in Xs)
-    ):
-        params = {**params, "standardize": True}
-    return params
 
 
 # ------------------------------------------------------------ the data
@@ -224,9 +186,10 @@ def magnitudes(draw, extremes=EXTREMES):
     return 10.0 ** draw(st.floats(-3, 3))
 
 
-def extremes_for(*bugs: str) -> tuple[int, ...]:
-    """The extreme scales to draw: 1e30 only where no known bug in ``bugs`` is avoided."""
-    return (-30,) if any(avoids(bug) for bug in bugs) else EXTREMES
+#: The extreme scales of the tests that need a successful fit: X of order 1e30
+#: can make the codes overflow float32, which ``fit`` refuses with a clear
+#: ValueError (``test_autoencoder_kmeans_properties`` draws and checks that).
+FITTABLE_EXTREMES = (-30,)
 
 
 def cast(X: np.ndarray, dtype: str) -> np.ndarray:
@@ -370,17 +333,6 @@ def frames(draw, max_rows=40, extremes=EXTREMES):
             column = column.astype(dtype)
         columns[name] = column
     return Frame(library=library, names=names, columns=columns)
-
-
-def float32_collisions(X) -> bool:
-    """Whether two rows distinct in float32 have a float32 squared distance of 0."""
-    nodes = np.unique(np.asarray(numeric(X), dtype=np.float32) + np.float32(0), axis=0)
-    if nodes.shape[0] < 2:
-        return False
-    with np.errstate(all="ignore"):
-        d = ((nodes[:, None, :] - nodes[None, :, :]) ** 2).sum(-1, dtype=np.float32)
-    np.fill_diagonal(d, np.inf)
-    return bool((d == 0).any())
 
 
 def label_events(m: Matrix | None = None, params: dict | None = None) -> None:

@@ -1,17 +1,20 @@
 """Identical rows get identical codes, embeddings and labels (issue 17).
 
-Inference rounds the codes to float32, so that a row's code does not depend on
-the batch it is encoded in, and identical rows always end up together.
+Inference rounds each code (and each reducer output) to float32 precision
+relative to its largest entry, so that a row's code does not depend on the
+batch it is encoded in, and identical rows always end up together.
 """
 
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster._precision import round_rows
 
 #: k-means warns when there are fewer distinct points than clusters.
 pytestmark = pytest.mark.filterwarnings(
@@ -77,3 +80,78 @@ def test_transform_does_not_depend_on_the_batch(reducer):
     # and any other split of the rows
     halves = np.vstack([model.transform(X[::2]), model.transform(X[1::2])])
     assert np.array_equal(halves, np.vstack([full[::2], full[1::2]]))
+
+
+def test_round_rows_snaps_cancellation_noise():
+    """Entries that cancel to about zero round to the same value whatever their noise."""
+    noisy = np.array([[-0.025989, -1.3877787807814457e-17], [-0.025989, 0.0]])
+    rounded = round_rows(noisy)
+    np.testing.assert_array_equal(rounded[0], rounded[1])
+    # The largest entry is rounded exactly as by a float32 cast.
+    assert rounded[0, 0] == np.float64(np.float32(-0.025989))
+    # Batch-independent by construction: each row on its own grid.
+    np.testing.assert_array_equal(round_rows(noisy[1:]), rounded[1:])
+    assert round_rows(np.zeros((0, 3))).shape == (0, 3)
+
+
+def test_pca_reducer_batch_independent_on_degenerate_codes():
+    """A fuzzing find: PCA's near-zero second component was 1e-17 in one batch, 0 in another."""
+    frame = pd.DataFrame(
+        {name: [0.0, 0.0] for name in ["0", "2", "00", "000", "0000"]} | {"1": [1.0, 0.0]}
+    )
+    model = AutoencoderKMeans(
+        n_clusters=1, hidden_layer_sizes=(8,), latent_dim=2, batch_size=1, epochs=1,
+        standardize=False, reducer=PCA(n_components=2), n_init=1, random_state=0,
+    ).fit(frame)
+    embedding = model.transform(frame)
+    for i in range(len(frame)):
+        np.testing.assert_array_equal(model.transform(frame.iloc[i : i + 1])[0], embedding[i])
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_neighbor_embedding_extreme_scales(scale):
+    """A fuzzing find: float32 squared distances overflowed (1e30) or underflowed (1e-30)."""
+    from sklearn.manifold import trustworthiness
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    reference = NeighborEmbedding(n_components=2, random_state=0).fit_transform(X)
+    ne = NeighborEmbedding(n_components=2, random_state=0)
+    E = ne.fit_transform(X * scale)
+    assert np.isfinite(E).all()
+    np.testing.assert_array_equal(E, ne.embedding_)
+    np.testing.assert_array_equal(ne.transform(X[:1] * scale)[0], E[0])
+    # The layout keeps the neighbourhoods as well as at scale 1.
+    kept = trustworthiness(X, E, n_neighbors=5)
+    assert kept > trustworthiness(X, reference, n_neighbors=5) - 0.05
+
+
+@pytest.mark.parametrize("exponent", [-100, 100])
+def test_neighbor_embedding_ignores_a_power_of_two_scale(exponent):
+    """Scaling X by a power of two, exact in floating point, changes nothing at all."""
+    X = np.random.default_rng(1).normal(size=(30, 3))
+    reference = NeighborEmbedding(n_components=2, random_state=0).fit_transform(X)
+    scaled = NeighborEmbedding(n_components=2, random_state=0).fit_transform(X * 2.0**exponent)
+    np.testing.assert_array_equal(scaled, reference)
+
+
+def test_neighbor_embedding_rows_whose_distance_underflows():
+    """A fuzzing find: [1, 0] and [1, 1e-30] are two nodes; each is placed on its own."""
+    X = np.array([[1.0, 0.0], [1.0, 1e-30], [0.0, 1.0], [0.5, 0.5]])
+    ne = NeighborEmbedding(n_components=2, n_neighbors=2, random_state=0)
+    E = ne.fit_transform(X)
+    np.testing.assert_array_equal(E, ne.embedding_)
+    np.testing.assert_array_equal(ne.transform(X[1:2])[0], ne.embedding_[1])
+
+
+def test_codes_beyond_float32_are_refused_clearly():
+    """Codes beyond float32 (X of order 1e30): a ValueError that says so, not 'infinity'."""
+    import torch
+
+    from skdeepcluster.training import encode_array
+
+    class Huge(torch.nn.Module):
+        def encode(self, x):
+            return x * 1e30
+
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        encode_array(Huge(), np.full((3, 2), 1e10), device=torch.device("cpu"))

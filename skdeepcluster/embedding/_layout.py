@@ -269,8 +269,10 @@ def interpolate_embedding(
     near = (nearest > 0) & (nearest < tau)
     boost = (tau / torch.where(near, nearest, tau)).clamp_max(torch.finfo(dist.dtype).max)
     weights = torch.cat([torch.where(near, boost, weights[:, :1]), weights[:, 1:]], dim=1)
-    exact = dist == 0
-    has_exact = exact.any(1, keepdim=True)
-    weights = torch.where(has_exact, exact.to(weights.dtype), weights)
+    # A query equal to a row finds it first (NeighborIndex.query); other rows at
+    # distance 0 are distinct rows whose float32 distance underflowed, not copies.
+    exact = torch.zeros_like(weights)
+    exact[:, 0] = 1.0
+    weights = torch.where(nearest == 0, exact, weights)
     weights = (weights / weights.sum(1, keepdim=True)).to(embedding.dtype)
     return (weights[:, :, None] * embedding[index]).sum(1)

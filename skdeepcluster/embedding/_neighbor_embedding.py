@@ -302,7 +302,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         # a weight would let a much-repeated row (a default or padding value) dominate
         # the edge sampling and drag its neighbours. The copies still count downstream,
         # where the clusterer sees every row at the node's position.
-        nodes, inverse = unique_rows(np.asarray(X[fit_indices], dtype=np.float32))
+        self._scale = _power_of_two_scale(X[fit_indices])
+        nodes, inverse = unique_rows(_scaled_float32(X[fit_indices], self._scale))
         method = self.neighbor_search
         if method == "auto":
             method = choose_method(nodes.shape[0], nodes.shape[1], device)
@@ -339,7 +340,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             device = torch.device("cpu")
         embedding = torch.as_tensor(self._node_embedding, device=device)
         # Identical rows are placed once, so they get the same embedding on any device.
-        queries, inverse = unique_rows(np.asarray(X, dtype=np.float32))
+        queries, inverse = unique_rows(_scaled_float32(X, self._scale))
         k = min(self.n_neighbors, embedding.shape[0])
         out = interpolate_embedding(*self._index.query(queries, k, device), embedding)
         return out.cpu().numpy().astype(np.float64)[inverse]
@@ -355,3 +356,29 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
+
+
+#: Queries are clipped to this many times the training data's largest |value|
+#: (after scaling), so that their float32 squared distances stay finite.
+_QUERY_CLIP = 2.0**50
+
+
+def _power_of_two_scale(X: np.ndarray) -> float:
+    """A power of two that brings the largest ``|X|`` into ``[1, 2)`` (1 for all zeros).
+
+    Neighbours and memberships do not depend on a common scale of the data,
+    but float32 squared distances overflow from about 1e19 and underflow
+    below about 1e-19, and the bandwidth search starts at 1: scaling by a
+    power of two, which is exact in floating point, keeps every scale of the
+    data inside float32's range and otherwise changes nothing.
+    """
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    if largest == 0.0:
+        return 1.0
+    return float(2.0 ** -math.floor(math.log2(largest)))
+
+
+def _scaled_float32(X: np.ndarray, scale: float) -> np.ndarray:
+    """``X * scale`` in float32 (scaled in float64 first, queries clipped to ``_QUERY_CLIP``)."""
+    scaled = np.asarray(X, dtype=np.float64) * scale
+    return np.clip(scaled, -_QUERY_CLIP, _QUERY_CLIP).astype(np.float32)

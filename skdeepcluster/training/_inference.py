@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .._data import iter_row_blocks
+from .._precision import round_rows
 
 #: Rows per batch for inference (transform/predict); large batches amortise
 #: the per-call overhead while keeping memory bounded.
@@ -76,19 +77,26 @@ def encode_array(
     device: torch.device,
     batch_size: int = INFERENCE_BATCH_SIZE,
 ) -> np.ndarray:
-    """Codes of ``X`` as a float64 array, computed in large batches, rounded to float32.
+    """Codes of ``X`` as a float64 array, computed in large batches, rounded row by row.
 
     Runs under :func:`torch.inference_mode` with the module in eval mode, so
     dropout and input noise are off. The computation is done in float64 (see
     ``_inference_copy``), whose matrix products still round differently (by
-    about 1e-17) depending on a row's place in the batch; rounding the codes
-    to float32 makes the code of a row independent of the rest of the batch,
-    and identical rows get bit-identical codes. (Without it, the scaler of
+    about 1e-17) depending on a row's place in the batch; rounding each code
+    to float32 precision relative to its largest entry (``round_rows``) makes
+    the code of a row independent of the rest of the batch, and identical
+    rows get bit-identical codes. (Without it, the scaler of
     the second stage divides the 1e-17 differences of identical rows by a
     1e-17 standard deviation and turns them into differences of order one.)
     """
     codes = _apply_batched("encode", module, X, device=device, batch_size=batch_size)
-    return codes.astype(np.float32).astype(np.float64)
+    largest = float(np.max(np.abs(codes))) if codes.size else 0.0
+    if not largest <= float(np.finfo(np.float32).max):
+        raise ValueError(
+            f"The autoencoder's codes reach {largest:.3g}, beyond the float32 range: X is "
+            "badly scaled; bring its features to order 1 (e.g. StandardScaler in a Pipeline)."
+        )
+    return round_rows(codes)
 
 
 def decode_array(module: nn.Module, Z: np.ndarray, **kwargs) -> np.ndarray:

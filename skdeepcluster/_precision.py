@@ -1,0 +1,50 @@
+"""Rounding that makes a row's result independent of the batch it was computed in."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Significant bits kept relative to a row's largest entry (float32's significand).
+_BITS = 24
+
+
+def round_rows(values) -> np.ndarray:
+    """Round each row to a grid of ``2**-24`` times its largest ``|entry|`` (float64 out).
+
+    Matrix products round differently (by about 1e-16 relative to their
+    terms) depending on how many rows are multiplied at once, so the same row
+    gets slightly different codes or embeddings in different batches, and an
+    entry that cancels to zero can come out as 0 in one batch and 1e-17 in
+    another. Rounding each row on a grid set by its own largest entry (the
+    precision float32 gives that entry) removes both: the largest entries are
+    rounded exactly as by a float32 cast, and entries far below them snap to
+    the same multiple of the grid, where a float32 cast would keep their
+    noise. The grid depends on the row alone, so the result does not depend
+    on the batch; dividing and multiplying by a power of two is exact.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_rows, n_columns)
+        Rows computed in float64 (or float32).
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_columns)
+        The rounded rows, float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdeepcluster._precision import round_rows
+    >>> round_rows(np.array([[0.5, 1e-17], [0.5, 0.0]]))
+    array([[0.5, 0. ],
+           [0.5, 0. ]])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values.copy()
+    with np.errstate(invalid="ignore"):
+        largest = np.max(np.abs(values), axis=1, keepdims=True)
+    _, exponent = np.frexp(largest)
+    step = np.ldexp(1.0, np.maximum(exponent - _BITS, -1022))
+    return np.round(values / step) * step
