@@ -68,6 +68,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster.embedding._neighbor_embedding import _scaled_float32
 
 from .fuzz_strategies import (
     BUDGET,
@@ -492,8 +493,9 @@ def check_neighbor_embedding(X, params, rows):
     for i in rows:
         np.testing.assert_array_equal(quiet(ne.transform, row(X, i))[0], E[i],
                                       f"transform of row {i} depends on the batch")
-    # Identical rows (documented: equal once converted to float32) share one embedding.
-    for group in groups_of_identical_rows(numeric(X).astype(np.float32)):
+    # Identical rows (documented: equal once scaled by the fit's power of two and
+    # converted to float32) share one embedding.
+    for group in groups_of_identical_rows(_scaled_float32(numeric(X), ne._scale)):
         np.testing.assert_array_equal(E[group], np.broadcast_to(E[group[0]], E[group].shape),
                                       f"identical rows {group} embedded differently")
     restored = pickle.loads(pickle.dumps(ne))

@@ -155,3 +155,13 @@ def test_codes_beyond_float32_are_refused_clearly():
 
     with pytest.raises(ValueError, match="beyond the float32 range"):
         encode_array(Huge(), np.full((3, 2), 1e10), device=torch.device("cpu"))
+
+
+def test_neighbor_embedding_tiny_values_stay_distinct():
+    """A fuzzing find: 0 and 2.3e-287 are distinct once scaled; each keeps its own place."""
+    X = np.array([[0.0], [2.2806480230166846e-287]])
+    ne = NeighborEmbedding(n_components=1, n_neighbors=1, n_epochs=0, random_state=0)
+    E = ne.fit_transform(X)
+    np.testing.assert_array_equal(E, ne.embedding_)
+    for i in range(2):
+        np.testing.assert_array_equal(ne.transform(X[i : i + 1])[0], E[i])

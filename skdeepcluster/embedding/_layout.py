@@ -204,17 +204,20 @@ def optimize_layout(
         return Y
     cumulative = cumulative_weights(graph.data)
     grad = torch.zeros_like(Y)
+    # Row gathers and writes use index_select / index_copy_, which copy whole rows;
+    # advanced indexing (Y[idx]) was 2-3 times slower per step on the CPU (measured
+    # at 60,000 nodes: benchmarks/results/large.md).
     for step in range(n_steps):
         edges = sample_edges(cumulative, batch_size, generator, device)
-        head, tail = rows[edges], cols[edges]
+        head, tail = rows.index_select(0, edges), cols.index_select(0, edges)
         heads = head.repeat_interleave(negative_sample_rate)
         negatives = torch.randint(n, (heads.shape[0],), generator=generator).to(device)
         # Attraction along the edges, d/dy_head of log(1 + a d^2b) ...
-        diff = Y[head] - Y[tail]
+        diff = Y.index_select(0, head) - Y.index_select(0, tail)
         d2 = (diff * diff).sum(1, keepdim=True).clamp_min(1e-12)
         pull = 2.0 * a * b * d2 ** (b - 1.0) / (1.0 + a * d2**b) * diff
         # ... and repulsion from random points, d/dy_head of -log(1 - 1 / (1 + a d^2b)).
-        diff = Y[heads] - Y[negatives]
+        diff = Y.index_select(0, heads) - Y.index_select(0, negatives)
         d2 = (diff * diff).sum(1, keepdim=True).clamp_min(1e-12)
         adb = a * d2**b
         push = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
@@ -226,12 +229,21 @@ def optimize_layout(
         touched = torch.cat([head, tail, heads, negatives])
         grad.index_add_(0, touched, torch.cat([pull, -pull, push, -push]))
         step_size = learning_rate * (1.0 - step / n_steps)
-        update = grad[touched].nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
-        Y[touched] = Y[touched] - step_size * update
-        grad[touched] = 0.0
+        update = grad.index_select(0, touched).nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
+        Y.index_copy_(0, touched, Y.index_select(0, touched) - step_size * update)
+        grad.index_fill_(0, touched, 0.0)
         if progress is not None:
             progress.update(1)
     return Y
+
+
+def near_distance(dist: torch.Tensor) -> torch.Tensor:
+    """Per query, the distance below which its nearest row outweighs the others: ``tau``.
+
+    ``_NEAR_FRACTION`` of the farthest neighbour's distance, shape ``(n_queries, 1)``
+    (see :func:`interpolate_embedding`).
+    """
+    return _NEAR_FRACTION * dist[:, -1:]
 
 
 def interpolate_embedding(
@@ -265,7 +277,7 @@ def interpolate_embedding(
         Embedding of the queries, with the dtype of ``embedding``.
     """
     weights = _membership(dist)
-    nearest, tau = dist[:, :1], _NEAR_FRACTION * dist[:, -1:]
+    nearest, tau = dist[:, :1], near_distance(dist)
     near = (nearest > 0) & (nearest < tau)
     boost = (tau / torch.where(near, nearest, tau)).clamp_max(torch.finfo(dist.dtype).max)
     weights = torch.cat([torch.where(near, boost, weights[:, :1]), weights[:, 1:]], dim=1)
@@ -276,3 +288,69 @@ def interpolate_embedding(
     weights = torch.where(nearest == 0, exact, weights)
     weights = (weights / weights.sum(1, keepdim=True)).to(embedding.dtype)
     return (weights[:, :, None] * embedding[index]).sum(1)
+
+
+def refine_placement(
+    placement: torch.Tensor,
+    dist: torch.Tensor,
+    index: torch.Tensor,
+    embedding: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    negative_sample_rate: int,
+    a: float,
+    b: float,
+    learning_rate: float,
+) -> torch.Tensor:
+    """Optimise new points against the fixed layout, with the layout's own loss.
+
+    The new points start at ``placement`` and take full-gradient steps of
+    UMAP's cross-entropy: each is pulled towards its nearest data rows
+    (weighted by their fuzzy memberships, as the graph's edges are) and
+    pushed away from the random rows ``negatives`` (``negative_sample_rate``
+    pushes per unit of membership, as in the layout); the data rows
+    do not move. Unlike umap-learn's stochastic ``transform``, every step
+    uses all of a point's neighbours and the same negatives for every point,
+    so the result of a point depends on that point alone: deterministic and
+    independent of the batch.
+
+    Parameters
+    ----------
+    placement : torch.Tensor of shape (n_queries, n_components)
+        Starting positions (:func:`interpolate_embedding`).
+    dist, index : torch.Tensor of shape (n_queries, n_neighbors)
+        The queries' nearest data rows, nearest first.
+    embedding : torch.Tensor of shape (n_data, n_components)
+        The fixed layout of the data rows.
+    negatives : torch.Tensor of shape (n_steps, n_negatives)
+        The rows each step pushes every point away from.
+    negative_sample_rate : int
+        Pushes per unit of membership (their mean over ``negatives``).
+    a, b : float
+        Parameters of the low-dimensional similarity (:func:`layout_curve_params`).
+    learning_rate : float
+        Initial step size (per unit of membership), decaying linearly to zero.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_queries, n_components)
+        The optimised positions (a new tensor).
+    """
+    weights = _membership(dist).to(embedding.dtype)
+    total = weights.sum(1, keepdim=True)
+    targets = embedding[index]
+    n_steps, n_negatives = negatives.shape
+    Y = placement.clone()
+    for step in range(n_steps):
+        diff = Y[:, None, :] - targets
+        d2 = (diff * diff).sum(2, keepdim=True).clamp_min(1e-12)
+        coef = 2.0 * a * b * d2 ** (b - 1.0) / (1.0 + a * d2**b)
+        grad = (weights[:, :, None] * coef * diff).sum(1)
+        diff = Y[:, None, :] - embedding[negatives[step]][None]
+        d2 = (diff * diff).sum(2, keepdim=True).clamp_min(1e-12)
+        adb = a * d2**b
+        coef = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
+        grad = grad + total * (coef * diff).mean(1) * negative_sample_rate
+        grad = (grad / total).nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
+        Y = Y - learning_rate * (1.0 - step / n_steps) * grad
+    return Y

@@ -19,8 +19,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
+from .._precision import round_rows
 from ._graph import fuzzy_neighbor_graph
-from ._layout import _initial_layout, interpolate_embedding, layout_curve_params, optimize_layout
+from ._layout import (
+    _initial_layout,
+    interpolate_embedding,
+    layout_curve_params,
+    near_distance,
+    optimize_layout,
+    refine_placement,
+)
 from ._neighbors import METHODS, NeighborIndex, choose_method
 from ._unique import unique_rows
 
@@ -87,6 +95,11 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         others are placed by :meth:`transform`. None (the default) uses every
         sample.
 
+    transform_steps : int, default=30
+        Full-gradient steps that :meth:`transform` gives each new sample
+        against the fixed training layout, starting from the interpolated
+        position (see Notes); 0 keeps the interpolation.
+
     device : str or torch.device, default='auto'
         Torch device for the k-NN search and the layout: ``'auto'`` (CUDA when
         available), ``'cpu'``, ``'cuda'``, ``'mps'``... The fitted state is
@@ -94,7 +107,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         runs on the CPU where ``device`` is not available.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the subsample, the initial jitter and the layout's sampling.
+        Seeds the subsample, the initial jitter, the layout's sampling and
+        the (fixed) negative samples of :meth:`transform`.
         An int gives identical embeddings on every fit on the CPU; on CUDA the
         gradient sums use atomic additions, whose order (and so the last bits,
         which the layout can amplify) may vary from run to run.
@@ -128,12 +142,21 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     -----
     :meth:`transform` places each sample at the weighted mean embedding of
     its ``n_neighbors`` nearest training samples (the weights are the fuzzy
-    memberships of the graph); a sample equal to a training sample is placed
-    exactly on it. Unlike umap-learn there is no further optimisation of new
-    points, so ``transform`` is deterministic and independent of the batch.
+    memberships of the graph), then optimises that position for
+    ``transform_steps`` steps of the layout's own loss against the fixed
+    training layout, as umap-learn's ``transform`` does; a sample equal to a
+    training sample is placed exactly on it (and one very close to a
+    training sample, closer than ``1e-3`` of its farthest neighbour, moves
+    in proportion to that distance, so that ``transform`` is continuous).
+    Unlike umap-learn's stochastic steps, each step uses all of a sample's
+    neighbours and negative samples fixed by ``fit``, the same for every
+    sample, so ``transform`` is deterministic and independent of the batch.
 
-    Identical samples (equal once converted to float32) are one node of the
-    graph, laid out once: they get the same embedding in :meth:`fit` and in
+    The data are scaled by the power of two that brings the training data's
+    largest ``|value|`` into ``[1, 2)`` (exact, and neighbours do not depend
+    on a common scale; it keeps float32 distances finite and non-zero at any
+    scale), then converted to float32. Identical samples (equal once so
+    scaled and converted) are one node of the graph, laid out once: they get the same embedding in :meth:`fit` and in
     :meth:`transform`, and a node's neighbours are distinct points rather
     than its copies. As in umap-learn, a node carries no weight for its
     copies; with fewer than two distinct samples there is no graph and every
@@ -166,6 +189,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "init": [StrOptions({"pca", "random"})],
         "neighbor_search": [StrOptions(set(METHODS))],
         "max_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "transform_steps": [Interval(Integral, 0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -184,6 +208,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         init="pca",
         neighbor_search="auto",
         max_samples=None,
+        transform_steps=30,
         device="auto",
         random_state=None,
         verbose=0,
@@ -194,7 +219,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.n_epochs, self.negative_sample_rate = n_epochs, negative_sample_rate
         self.learning_rate, self.batch_size, self.init = learning_rate, batch_size, init
         self.neighbor_search, self.max_samples = neighbor_search, max_samples
-        self.device = device
+        self.transform_steps, self.device = transform_steps, device
         self.random_state, self.verbose = random_state, verbose
 
     def _schedule(self, n_edges: int) -> tuple[int, int]:
@@ -313,6 +338,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if not np.all(np.isfinite(node_embedding)):  # pragma: no cover - guarded by the clip
             raise ValueError("The neighbour-embedding layout diverged (non-finite values).")
         self.embedding_ = node_embedding[inverse]
+        self._transform_seed = int(rng.randint(np.iinfo(np.int32).max))
         self.fit_indices_ = fit_indices
         self._index, self._node_embedding = index, node_embedding
         return self
@@ -342,8 +368,44 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         # Identical rows are placed once, so they get the same embedding on any device.
         queries, inverse = unique_rows(_scaled_float32(X, self._scale))
         k = min(self.n_neighbors, embedding.shape[0])
-        out = interpolate_embedding(*self._index.query(queries, k, device), embedding)
+        dist, index = self._index.query(queries, k, device)
+        out = interpolate_embedding(dist, index, embedding)
+        if self.transform_steps and embedding.shape[0] > 1:
+            out = self._refine_new_points(out, dist, index, embedding)
         return out.cpu().numpy().astype(np.float64)[inverse]
+
+    def _refine_new_points(self, placement, dist, index, embedding):
+        """``transform_steps`` of the layout loss for the queries that are not training rows.
+
+        The negatives are drawn from ``_transform_seed`` on every call, the same
+        for every query; queries go in blocks of ``_TRANSFORM_BLOCK`` rows to
+        bound the memory of the ``(block, negatives, n_components)`` differences.
+        """
+        n_negatives = self.negative_sample_rate * dist.shape[1]
+        generator = torch.Generator().manual_seed(self._transform_seed)
+        negatives = torch.randint(
+            embedding.shape[0], (self.transform_steps, n_negatives), generator=generator
+        ).to(embedding.device)
+        a, b = layout_curve_params(float(self.min_dist))
+        # The optimised move is scaled down linearly below the distance at which the
+        # interpolation starts to snap to the nearest row (``near_distance``), so that
+        # transform stays continuous at the training rows, which stay on their nodes.
+        share = (dist[:, :1] / near_distance(dist)).clamp_(max=1.0).to(embedding.dtype)
+        out = placement.clone()
+        new = torch.nonzero(share[:, 0] > 0).flatten()
+        for start in range(0, new.shape[0], _TRANSFORM_BLOCK):
+            rows = new[start : start + _TRANSFORM_BLOCK]
+            moved = refine_placement(
+                placement[rows], dist[rows], index[rows], embedding, negatives,
+                negative_sample_rate=self.negative_sample_rate,
+                a=a, b=b, learning_rate=float(self.learning_rate),
+            )
+            moved = placement[rows] + share[rows] * (moved - placement[rows])
+            # Vectorised and scalar pow differ in the last bit, and which elements take
+            # which path depends on the block: rounding each row to float32 precision
+            # (relative to its largest entry) makes the result independent of the batch.
+            out[rows] = torch.as_tensor(round_rows(moved.cpu().numpy()), device=out.device)
+        return out
 
     def __sklearn_tags__(self):
         """Declare that float64 input gives a float64 embedding.
@@ -357,6 +419,9 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
+
+#: Queries optimised together by ``transform`` (memory: block x negatives x components).
+_TRANSFORM_BLOCK = 4096
 
 #: Queries are clipped to this many times the training data's largest |value|
 #: (after scaling), so that their float32 squared distances stay finite.
