@@ -497,3 +497,26 @@ def test_estimator_keeps_the_neighbor_embedding_above_100000_rows(monkeypatch):
     assert model.reducer_._index.method == ("hnsw" if _has("faiss") else "kdtree")
     assert model.labels_.shape == (120_000,)
     np.testing.assert_array_equal(model.predict(X[:1000]), model.labels_[:1000])
+
+
+def test_transform_steps_optimise_new_points_only():
+    """transform_steps=0 is the interpolation; the steps move new points, not training rows."""
+    X, y = make_blobs(n_samples=400, centers=4, n_features=8, random_state=3)
+    ne = NeighborEmbedding(n_components=2, random_state=0).fit(X[:300])
+    plain = clone_with(ne, transform_steps=0).transform(X)
+    refined = ne.transform(X)
+    np.testing.assert_array_equal(refined[:300], ne.embedding_)
+    np.testing.assert_array_equal(plain[:300], ne.embedding_)
+    assert not np.allclose(refined[300:], plain[300:])
+    # The new points land in their own cluster of the training layout.
+    km = KMeans(n_clusters=4, n_init=10, random_state=0).fit(ne.embedding_)
+    assert cluster_accuracy(y[300:], km.predict(refined[300:])) == 1.0
+    # Deterministic: a second call, and a pickled copy, give the same places.
+    np.testing.assert_array_equal(ne.transform(X[300:]), refined[300:])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ne)).transform(X[300:]), refined[300:])
+
+
+def clone_with(ne, **params):
+    """A fitted NeighborEmbedding with other (transform-time) parameters."""
+    twin = pickle.loads(pickle.dumps(ne))
+    return twin.set_params(**params)

@@ -156,11 +156,11 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     largest ``|value|`` into ``[1, 2)`` (exact, and neighbours do not depend
     on a common scale; it keeps float32 distances finite and non-zero at any
     scale), then converted to float32. Identical samples (equal once so
-    scaled and converted) are one node of the graph, laid out once: they get the same embedding in :meth:`fit` and in
-    :meth:`transform`, and a node's neighbours are distinct points rather
-    than its copies. As in umap-learn, a node carries no weight for its
-    copies; with fewer than two distinct samples there is no graph and every
-    sample is embedded at one point.
+    scaled and converted) are one node of the graph, laid out once: they get
+    the same embedding in :meth:`fit` and in :meth:`transform`, and a node's
+    neighbours are distinct points rather than its copies. As in umap-learn,
+    a node carries no weight for its copies; with fewer than two distinct
+    samples there is no graph and every sample is embedded at one point.
 
     Examples
     --------

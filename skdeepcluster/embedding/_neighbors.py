@@ -1,7 +1,8 @@
-"""k-nearest-neighbour search: exact tiles on any torch device, a KD-tree, or NN-descent."""
+"""k-nearest-neighbour search: exact torch tiles on any device, faiss HNSW, KD-tree, NN-descent."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -151,11 +152,8 @@ def choose_method(n_samples: int, n_features: int, device: torch.device) -> str:
 
 
 def _importable(name: str) -> bool:
-    try:
-        __import__(name)
-    except ImportError:
-        return False
-    return True
+    """Whether the module ``name`` is installed (found without importing it)."""
+    return importlib.util.find_spec(name) is not None
 
 
 class NeighborIndex:
