@@ -84,7 +84,6 @@ from .fuzz_strategies import (
     groups_of_identical_rows,
     label_events,
     matrices,
-    max_abs,
     neighbor_embedding_params,
     numeric,
     with_bad_values,
@@ -239,13 +238,16 @@ def assert_fit_transform_equal(E2, E, params):
         np.testing.assert_array_equal(E2, E, message)
 
 
-def overflowing_codes(error: Exception, X) -> bool:
-    """Whether ``error`` is the clear refusal of codes beyond float32 (X of order 1e30)."""
-    return (
-        max_abs(X) > 1e15
-        and isinstance(error, ValueError)
-        and "beyond the float32 range" in str(error)
-    )
+#: Clear refusals of degenerate fits (found by the long fuzz run): codes beyond float32
+#: (X of order 1e30, or a network that diverged on unscaled data with one-row batches),
+#: and scikit-learn's GaussianMixture on collapsed codes. Each is a ValueError that
+#: names the cause and the fix, which is what the properties ask for such data.
+CLEAR_REFUSALS = ("beyond the float32 range", "ill-defined empirical covariance")
+
+
+def clear_refusal(error: Exception) -> bool:
+    """Whether ``error`` is one of the clear refusals of a degenerate fit."""
+    return isinstance(error, ValueError) and any(m in str(error) for m in CLEAR_REFUSALS)
 
 
 def check_autoencoder_kmeans(X, params, rows):
@@ -253,8 +255,8 @@ def check_autoencoder_kmeans(X, params, rows):
     try:
         fit_checked(est, X)
     except ValueError as error:
-        if overflowing_codes(error, X):
-            note("codes beyond float32: refused with a clear error")
+        if clear_refusal(error):
+            note(f"refused with a clear error: {error}")
             return None
         raise
     E, labels = check_fitted_autoencoder_kmeans(est, X, rows)
@@ -449,7 +451,13 @@ def test_autoencoder_kmeans_partial_fit_chunks(data):
             np.testing.assert_array_equal(quiet(est.predict, chunks[c - 1]), before)
         n_iter = getattr(est, "n_iter_", 0)
         with recorded() as caught:
-            est.partial_fit(chunk)
+            try:
+                est.partial_fit(chunk)
+            except ValueError as error:
+                if clear_refusal(error):
+                    note(f"refused with a clear error: {error}")
+                    return
+                raise
         check_warnings(caught, chunk)
         with recorded():
             twin.partial_fit(chunk)
@@ -467,7 +475,13 @@ def test_autoencoder_kmeans_partial_fit_chunks(data):
         np.testing.assert_array_equal(np.asarray(twin.transform(chunk)), E)
     restored = check_pickle(est, chunks[-1], E, labels)
     # Training goes on after unpickling (with a fresh optimizer).
-    fit_checked(restored, chunks[0], "partial_fit")
+    try:
+        fit_checked(restored, chunks[0], "partial_fit")
+    except ValueError as error:
+        if clear_refusal(error):
+            note(f"refused with a clear error: {error}")
+            return
+        raise
     check_fitted_autoencoder_kmeans(restored, chunks[0], [0])
 
 
@@ -537,3 +551,15 @@ def test_neighbor_embedding_bad_values(data):
     with pytest.raises(ValueError, match=NONFINITE), recorded():
         ne.fit(bad)
     np.testing.assert_array_equal(quiet(ne.transform, X), E)
+
+
+def test_long_run_find_gmm_on_collapsed_huge_codes_is_a_clear_error():
+    """Found by the long run: two rows of 1e30, no scaling, a GMM: a ValueError naming it."""
+    params = dict(n_clusters=1, hidden_layer_sizes=(8,), latent_dim=2, batch_size=1, epochs=1,
+                  standardize=False, reducer=None, clusterer="gmm", n_init=1, refine=None,
+                  random_state=0)
+    est = AutoencoderKMeans(**params)
+    with recorded(), pytest.raises(ValueError) as info:
+        est.fit(np.full((2, 1), 1e30))
+    assert clear_refusal(info.value), info.value
+    assert unfitted(est)

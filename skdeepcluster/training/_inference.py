@@ -93,8 +93,9 @@ def encode_array(
     largest = float(np.max(np.abs(codes))) if codes.size else 0.0
     if not largest <= float(np.finfo(np.float32).max):
         raise ValueError(
-            f"The autoencoder's codes reach {largest:.3g}, beyond the float32 range: X is "
-            "badly scaled; bring its features to order 1 (e.g. StandardScaler in a Pipeline)."
+            f"The autoencoder's codes reach {largest:.3g}, beyond the float32 range: its "
+            "training diverged or X is badly scaled; bring the features of X to order 1 "
+            "(e.g. StandardScaler in a Pipeline) or lower the learning rate."
         )
     return round_rows(codes)
 
