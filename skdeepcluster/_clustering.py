@@ -50,15 +50,18 @@ def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarr
     return labels, sq_dist[np.arange(len(labels)), labels]
 
 
-def _rounded(embedding) -> np.ndarray:
+def _rounded(embedding, inputs) -> np.ndarray:
     """A reducer's output, each row rounded on its own grid (see ``round_rows``).
+
+    The grid follows the largest entry of the output row and of its input row,
+    so that an output that is all cancellation noise snaps to zero too.
 
     A reducer's matrix products round differently (by about 1e-17) depending
     on how many rows it transforms at once; the rounding makes the embedding
     of a row independent of the rest of the batch, as the codes are (see
     ``training._inference.encode_array``).
     """
-    return round_rows(embedding)
+    return round_rows(embedding, inputs)
 
 
 def is_affine(reducer) -> bool:
@@ -85,7 +88,7 @@ class SecondStage:
         if self.scaler is not None:
             embedding = self.scaler.transform(embedding)
         if self.reducer is not None:
-            embedding = _rounded(self.reducer.transform(embedding))
+            embedding = _rounded(self.reducer.transform(embedding), embedding)
         return embedding
 
     def inverse_transform(self, embedding: np.ndarray) -> np.ndarray:
@@ -132,12 +135,13 @@ def fit_second_stage(
     with warnings.catch_warnings():
         # umap-learn notes that a fixed random_state (set above) means one thread.
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-        embedding = _rounded(fitted.fit_transform(scaled))
+        embedding = np.asarray(fitted.fit_transform(scaled), dtype=np.float64)
     if embedding.ndim != 2 or embedding.shape[0] != codes.shape[0]:
         raise ValueError(
             f"The reducer {type(fitted).__name__} returned an array of shape "
             f"{embedding.shape}; expected (n_samples, n_components)."
         )
+    embedding = _rounded(embedding, scaled)
     return SecondStage(scaler, fitted), embedding
 
 

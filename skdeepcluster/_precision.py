@@ -8,7 +8,7 @@ import numpy as np
 _BITS = 24
 
 
-def round_rows(values) -> np.ndarray:
+def round_rows(values, reference=None) -> np.ndarray:
     """Round each row to a grid of ``2**-24`` times its largest ``|entry|`` (float64 out).
 
     Matrix products round differently (by about 1e-16 relative to their
@@ -22,10 +22,17 @@ def round_rows(values) -> np.ndarray:
     noise. The grid depends on the row alone, so the result does not depend
     on the batch; dividing and multiplying by a power of two is exact.
 
+    A row that is all noise (every entry cancels, e.g. the PCA of identical
+    codes) has no large entry to set its grid: ``reference``, the rows the
+    values were computed from, then sets it too (the grid follows the
+    largest entry of the row and of its reference row).
+
     Parameters
     ----------
     values : array-like of shape (n_rows, n_columns)
         Rows computed in float64 (or float32).
+    reference : array-like of shape (n_rows, n_other), optional
+        The inputs of the computation, row for row.
 
     Returns
     -------
@@ -45,6 +52,9 @@ def round_rows(values) -> np.ndarray:
         return values.copy()
     with np.errstate(invalid="ignore"):
         largest = np.max(np.abs(values), axis=1, keepdims=True)
+        if reference is not None and np.size(reference):
+            reference = np.asarray(reference, dtype=np.float64)
+            largest = np.maximum(largest, np.max(np.abs(reference), axis=1, keepdims=True))
     _, exponent = np.frexp(largest)
     step = np.ldexp(1.0, np.maximum(exponent - _BITS, -1022))
     return np.round(values / step) * step

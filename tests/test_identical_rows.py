@@ -165,3 +165,17 @@ def test_neighbor_embedding_tiny_values_stay_distinct():
     np.testing.assert_array_equal(E, ne.embedding_)
     for i in range(2):
         np.testing.assert_array_equal(ne.transform(X[i : i + 1])[0], E[i])
+
+
+def test_pca_of_identical_codes_is_batch_independent():
+    """A fuzzing find: the 1-D PCA of identical codes is all cancellation noise (2.8e-17 or 0)."""
+    X = np.full((51, 10), 0.7890625)
+    X[:, 3] = 1.0
+    model = AutoencoderKMeans(
+        n_clusters=1, hidden_layer_sizes=(), latent_dim=2, output_activation="sigmoid",
+        optimizer="sgd", batch_size=8, epochs=1, standardize=False,
+        reducer=PCA(n_components=1), n_init=1, refine=None, random_state=683,
+    ).fit(X)
+    embedding = model.transform(X)
+    np.testing.assert_array_equal(model.transform(X[:1])[0], embedding[0])
+    assert (embedding == embedding[0]).all()
