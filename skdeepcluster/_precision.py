@@ -7,6 +7,9 @@ import numpy as np
 #: Significant bits kept relative to a row's largest entry (float32's significand).
 _BITS = 24
 
+#: Extra bits of the first, finer rounding (see ``round_rows``).
+_GUARD_BITS = 16
+
 
 def round_rows(values, reference=None) -> np.ndarray:
     """Round each row to a grid of ``2**-24`` times its largest ``|entry|`` (float64 out).
@@ -17,10 +20,14 @@ def round_rows(values, reference=None) -> np.ndarray:
     entry that cancels to zero can come out as 0 in one batch and 1e-17 in
     another. Rounding each row on a grid set by its own largest entry (the
     precision float32 gives that entry) removes both: the largest entries are
-    rounded exactly as by a float32 cast, and entries far below them snap to
+    rounded as by a float32 cast, and entries far below them snap to
     the same multiple of the grid, where a float32 cast would keep their
     noise. The grid depends on the row alone, so the result does not depend
-    on the batch; dividing and multiplying by a power of two is exact.
+    on the batch; dividing and multiplying by a power of two is exact. The
+    values are first rounded to a grid ``2**16`` times finer: a value that
+    lies exactly on a half-step of the coarse grid (sums of float32 weights
+    often do) then stays an exact tie whatever its noise, instead of the
+    noise deciding which way it rounds.
 
     A row that is all noise (every entry cancels, e.g. the PCA of identical
     codes) has no large entry to set its grid: ``reference``, the rows the
@@ -56,5 +63,10 @@ def round_rows(values, reference=None) -> np.ndarray:
             reference = np.asarray(reference, dtype=np.float64)
             largest = np.maximum(largest, np.max(np.abs(reference), axis=1, keepdims=True))
     _, exponent = np.frexp(largest)
+    # Two roundings: first to a grid 2**16 times finer, which absorbs the batch noise
+    # of a value that sits exactly on a coarse half-step (sums of float32 weights
+    # often do: the noise would otherwise decide which way the tie goes), then to
+    # the float32-precision grid, where such a value is an exact tie (half to even).
+    fine = np.ldexp(1.0, np.maximum(exponent - _BITS - _GUARD_BITS, -1074))
     step = np.ldexp(1.0, np.maximum(exponent - _BITS, -1022))
-    return np.round(values / step) * step
+    return np.round(np.round(values / fine) * fine / step) * step

@@ -179,3 +179,22 @@ def test_pca_of_identical_codes_is_batch_independent():
     embedding = model.transform(X)
     np.testing.assert_array_equal(model.transform(X[:1])[0], embedding[0])
     assert (embedding == embedding[0]).all()
+
+
+def test_codes_on_a_float32_half_step_are_batch_independent():
+    """A fuzzing find: X = 1 - 2**-52 and float32 weights put a code exactly on a tie."""
+    X = np.full((6, 9), 0.9999999999999998)
+    model = AutoencoderKMeans(
+        n_clusters=1, hidden_layer_sizes=(), latent_dim=1, batch_size=1, epochs=1,
+        standardize=False, reducer=None, n_init=1, refine=None, random_state=10,
+    ).fit(X)
+    np.testing.assert_array_equal(model.transform(X[:1])[0], model.transform(X)[0])
+    half = (np.floor(0.2 / 2.0**-26) + 0.5) * 2.0**-26
+    assert np.unique(round_rows(np.array([[half - 1e-17], [half + 1e-17], [half]]))).size == 1
+
+
+def test_neighbor_embedding_of_a_subnormal_row():
+    """A fuzzing find: a subnormal largest |X| overflowed the power-of-two scale."""
+    ne = NeighborEmbedding(n_components=1, n_neighbors=1, n_epochs=0, random_state=0)
+    E = ne.fit_transform(np.array([[2.225073858507203e-309]]))
+    assert np.isfinite(E).all()

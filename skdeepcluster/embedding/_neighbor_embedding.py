@@ -440,7 +440,8 @@ def _power_of_two_scale(X: np.ndarray) -> float:
     largest = float(np.max(np.abs(X))) if X.size else 0.0
     if largest == 0.0:
         return 1.0
-    return float(2.0 ** -math.floor(math.log2(largest)))
+    # At most 2**1023: a subnormal maximum (below 2**-1022) lands in [2**-51, 2) then.
+    return math.ldexp(1.0, min(-math.floor(math.log2(largest)), 1023))
 
 
 def _scaled_float32(X: np.ndarray, scale: float) -> np.ndarray:
