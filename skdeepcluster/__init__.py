@@ -1,7 +1,7 @@
 """Deep clustering for scikit-learn users, powered by PyTorch."""
 
 from ._estimator import AutoencoderKMeans
-from ._networks import ConvAutoencoder, MLPAutoencoder
+from ._networks import ConvAutoencoder, IdentityAutoencoder, MLPAutoencoder
 from .embedding import NeighborEmbedding
 
 __version__ = "0.1.0.dev0"
@@ -9,6 +9,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "AutoencoderKMeans",
     "ConvAutoencoder",
+    "IdentityAutoencoder",
     "MLPAutoencoder",
     "NeighborEmbedding",
     "__version__",

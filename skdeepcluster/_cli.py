@@ -222,7 +222,9 @@ def _add_demo_command(commands) -> None:
 
 def _add_model_options(net) -> None:
     net.add_argument(
-        "--architecture", choices=["auto", "mlp", "conv"], help="network type (default: auto)"
+        "--architecture",
+        choices=["auto", "mlp", "conv", "none"],
+        help="network type; none: no autoencoder (default: auto)",
     )
     net.add_argument(
         "--image-shape",
@@ -894,10 +896,10 @@ def _figure_of(obj: Any):
 def _plot_jobs(plotting, model, data: _Dataset, labels: np.ndarray, image_shape):
     """``(filename, draw)`` for every plot that applies to this run."""
     X = data.X
-    jobs = [
-        ("embedding.png", lambda: plotting.plot_embedding(model, X, labels=labels)),
-        ("loss_curve.png", lambda: plotting.plot_loss_curve(model)),
-    ]
+    trained = model.architecture_ != "none"  # no loss curve, no reconstructions without one
+    jobs = [("embedding.png", lambda: plotting.plot_embedding(model, X, labels=labels))]
+    if trained:
+        jobs.append(("loss_curve.png", lambda: plotting.plot_loss_curve(model)))
     if image_shape is not None:
         jobs.append(
             (
@@ -905,6 +907,7 @@ def _plot_jobs(plotting, model, data: _Dataset, labels: np.ndarray, image_shape)
                 lambda: plotting.plot_cluster_montage(X, labels, image_shape=image_shape),
             )
         )
+    if image_shape is not None and trained:
         jobs.append(
             (
                 "reconstructions.png",

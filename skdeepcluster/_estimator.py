@@ -44,7 +44,13 @@ from ._data import (
     warn_if_badly_scaled,
 )
 from ._device import available_device, torch_seed_context, torch_threads
-from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
+from ._networks import (
+    ACTIVATIONS,
+    IdentityAutoencoder,
+    _module_device,
+    network_from_params,
+    resolve_image_shape,
+)
 from .refine import RefinementStrategy, affine_head_from_sklearn
 from .training import (
     LOSSES,
@@ -63,6 +69,15 @@ _FLOAT_DTYPES = [np.float64, np.float32]
 
 #: Private state of partial_fit (kept between calls, dropped with the model).
 _PARTIAL_FIT_STATE = ("_optimizer", "_seed_entropy", "_n_partial_fit_calls")
+
+
+def _trainable(module) -> bool:
+    """Whether ``module`` has weights to train (an :class:`IdentityAutoencoder` has none)."""
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _empty_history() -> dict:
+    return {"train_loss": [], "val_loss": [], "best_epoch": None}
 
 
 def _is_fitted_attr(name: str) -> bool:
@@ -89,9 +104,18 @@ class AutoencoderKMeans(
     n_clusters : int, default=8
         Number of clusters.
 
-    architecture : {'auto', 'mlp', 'conv'}, default='auto'
-        Network type. ``'auto'`` is ``'conv'`` when ``image_shape`` is given
-        and ``'mlp'`` otherwise. Ignored when ``module`` is given.
+    architecture : {'auto', 'mlp', 'conv', 'none'}, default='auto'
+        Network type. ``'none'`` trains no network: the second stage and the
+        clusterer work on the input features (``autoencoder_`` is then an
+        :class:`IdentityAutoencoder`). ``'auto'`` is ``'conv'`` when
+        ``image_shape`` is given; else ``'none'`` in ``fit`` on fewer than
+        5,000 rows of fewer than 256 features when ``reducer``, ``epochs``,
+        ``refine``, ``noise``, ``augment`` and ``warm_start`` keep their
+        defaults (there the neighbour embedding of the standardized input
+        clusters better than an autoencoder trained on so few rows, in a
+        fraction of the time: see ``benchmarks/results/suite.md``), and
+        ``'mlp'`` otherwise. The choice
+        made is ``architecture_``. Ignored when ``module`` is given.
 
     image_shape : tuple of int or None, default=None
         Shape ``(C, H, W)`` (or ``(H, W)`` for one channel) of each sample for
@@ -323,7 +347,12 @@ class AutoencoderKMeans(
         feature names that are all strings.
 
     autoencoder_ : torch.nn.Module
-        The trained autoencoder (in eval mode, on ``device_``).
+        The trained autoencoder (in eval mode, on ``device_``); an
+        :class:`IdentityAutoencoder` when no network was trained.
+
+    architecture_ : {'none', 'mlp', 'conv', 'module'}
+        The network that ``architecture`` resolved to (``'module'``: your
+        own ``module``).
 
     scaler_ : StandardScaler or None
         Scaler of the codes, when ``standardize=True``.
@@ -403,7 +432,7 @@ class AutoencoderKMeans(
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "architecture": [StrOptions({"auto", "mlp", "conv"})],
+        "architecture": [StrOptions({"auto", "mlp", "conv", "none"})],
         "image_shape": [tuple, list, None],
         "hidden_layer_sizes": ["array-like"],
         "conv_channels": ["array-like"],
@@ -636,7 +665,7 @@ class AutoencoderKMeans(
         X, stream = self._validate_fit_data(X, reset=True)
         entropy = _plan.root_entropy(self.random_state)
         plan = _plan.resolve_plan(
-            self, X.shape[0], stream=stream, seeds=_plan.fit_seeds(entropy), partial=False
+            self, X.shape, stream=stream, seeds=_plan.fit_seeds(entropy), partial=False
         )
         if previous is not None and previous_n_features != X.shape[1]:
             raise ValueError(
@@ -654,6 +683,7 @@ class AutoencoderKMeans(
             )
             history.update(refine_history)
         self._set_fitted(module, plan.device, second_stage, clusterer, centers, embedding)
+        self.architecture_ = plan.architecture
         self.history_, self.n_iter_ = history, len(history["train_loss"])
         # partial_fit after fit continues this network with a fresh optimizer.
         self._optimizer, self._seed_entropy, self._n_partial_fit_calls = None, entropy, 0
@@ -667,28 +697,18 @@ class AutoencoderKMeans(
             self._n_partial_fit_calls = 0
         n_call = self._n_partial_fit_calls
         seeds = _plan.partial_fit_seeds(self._seed_entropy, n_call)
-        plan = _plan.resolve_plan(self, X.shape[0], stream=stream, seeds=seeds, partial=True)
+        plan = _plan.resolve_plan(self, X.shape, stream=stream, seeds=seeds, partial=True)
         if first_call:
             if len(plan.devices) > 1:
                 raise ValueError("partial_fit trains on one device; got a list of devices.")
             with torch_seed_context(seeds.init, plan.device):
-                module, device = network_from_params(self.get_params(), X.shape[1]), plan.device
+                module, device = self._network(plan, X.shape[1]), plan.device
             module, history = module.to(device), {"train_loss": [], "val_loss": []}
+            self.architecture_ = plan.architecture
         else:
             module, device = self.autoencoder_, self.device_
             history = {k: list(self.history_.get(k, [])) for k in ("train_loss", "val_loss")}
-        if getattr(self, "_optimizer", None) is None:
-            self._optimizer = self._make_optimizer(module.parameters())
-        with torch_seed_context(seeds.init, device):  # dropout, without touching global state
-            epoch = train_autoencoder(
-                module,
-                self._source(X, stream, device),
-                optimizer=self._optimizer,
-                generator=torch.Generator().manual_seed(seeds.batches),
-                augment=self._augmenter(X.shape[1], seeds.augment),
-                callbacks=self._fresh_callbacks(),
-                **self._train_params(epochs=1),
-            )
+        epoch = self._partial_train(module, X, stream, device, seeds)
         codes = encode_array(module, X, device=device)
         second_stage, embedding = self._fit_second_stage(codes, plan)
         previous = None if first_call else (self.second_stage_, self.cluster_centers_)
@@ -701,15 +721,34 @@ class AutoencoderKMeans(
         self.n_iter_ = (0 if first_call else self.n_iter_) + len(epoch["train_loss"])
         self._n_partial_fit_calls = n_call + 1
 
+    def _partial_train(self, module, X, stream, device, seeds):
+        """One epoch of ``partial_fit`` on ``X`` (none without a network); its history."""
+        if not _trainable(module):
+            return {"train_loss": []}
+        if getattr(self, "_optimizer", None) is None:
+            self._optimizer = self._make_optimizer(module.parameters())
+        with torch_seed_context(seeds.init, device):  # dropout, without touching global state
+            return train_autoencoder(
+                module,
+                self._source(X, stream, device),
+                optimizer=self._optimizer,
+                generator=torch.Generator().manual_seed(seeds.batches),
+                augment=self._augmenter(X.shape[1], seeds.augment),
+                callbacks=self._fresh_callbacks(),
+                **self._train_params(epochs=1),
+            )
+
     # ---------------------------------------------------------- the stages
     def _pretrain(self, X, plan, previous, callbacks):
         """Stage 1: the trained autoencoder (a copy of ``previous`` to warm-start) and history."""
+        if plan.architecture == "none":  # no network, nothing to train
+            return IdentityAutoencoder(X.shape[1]), _empty_history()
         X_train, X_val = split_rows(X, self.validation_fraction, plan.seeds.split)
         with torch_seed_context(plan.seeds.init, plan.device):
-            if previous is not None:
+            if previous is not None and _trainable(previous):
                 module = copy.deepcopy(previous)  # the old model survives a failure
             else:
-                module = network_from_params(self.get_params(), X.shape[1])
+                module = self._network(plan, X.shape[1])
             module = module.to(plan.device)
             params = self._train_params(epochs=plan.epochs)
             if len(plan.devices) > 1:
@@ -838,6 +877,7 @@ class AutoencoderKMeans(
         return validate_data(self, X, reset=reset, dtype=_FLOAT_DTYPES)
 
     def _check_param_combinations(self):
+        self._check_no_network()
         if self.architecture == "conv" and self.image_shape is None and self.module is None:
             raise ValueError("architecture='conv' needs image_shape=(C, H, W).")
         if self.augment and self.image_shape is None:
@@ -860,6 +900,24 @@ class AutoencoderKMeans(
                 callback._validate_params()
         self._check_refine()
 
+    def _check_no_network(self):
+        """``architecture='none'`` refuses the options that only a network can use."""
+        if self.architecture != "none" or self.module is not None:
+            return
+        asked = {
+            name: getattr(self, name)
+            for name in ("augment", "noise")
+            if getattr(self, name)
+        }
+        if self.refine is not None and not _plan._is_auto(self.refine):
+            asked["refine"] = self.refine
+        if asked:
+            (name, value), *_ = asked.items()
+            raise ValueError(
+                f"{name}={value!r} needs a network to train, but architecture='none' "
+                "trains none; use architecture='auto', 'mlp' or 'conv'."
+            )
+
     def _check_refine(self):
         if self.refine is None or (isinstance(self.refine, str) and self.refine == "auto"):
             return
@@ -876,6 +934,12 @@ class AutoencoderKMeans(
                 f"refine={self.refine!r} works through the scaler and a PCA reducer "
                 f"only; it cannot be combined with reducer={self.reducer!r}."
             )
+
+    def _network(self, plan, n_features):
+        """The untrained network of the plan (``architecture`` resolved)."""
+        return network_from_params(
+            {**self.get_params(), "architecture": plan.architecture}, n_features
+        )
 
     def _fresh_callbacks(self):
         """Copies of the user's callbacks for one fit (the parameter stays untouched)."""

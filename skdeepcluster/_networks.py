@@ -218,6 +218,46 @@ class MLPAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+class IdentityAutoencoder(nn.Module):
+    """No autoencoder: the codes are the inputs (``architecture='none'``).
+
+    What :class:`~skdeepcluster.AutoencoderKMeans` fits in place of a network
+    when ``architecture='none'`` (or ``'auto'`` on small data): ``encode`` and
+    ``decode`` return their input, so the second stage works on the input
+    features, and there is nothing to train.
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension, which is also the dimension of the codes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdeepcluster import IdentityAutoencoder
+    >>> ae = IdentityAutoencoder(3)
+    >>> ae.encode(torch.ones(2, 3)).shape, ae.latent_dim
+    (torch.Size([2, 3]), 3)
+    """
+
+    def __init__(self, n_features: int) -> None:
+        n_features = _check_positive_int(n_features, "n_features")
+        super().__init__()
+        self.n_features = self.latent_dim = n_features
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The codes: ``x`` itself."""
+        return x
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The reconstruction: ``z`` itself."""
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``: ``x`` itself."""
+        return x
+
+
 def resolve_image_shape(image_shape: Sequence[int], n_features: int | None) -> tuple[int, int, int]:
     """Validate ``image_shape`` against ``n_features`` and return ``(C, H, W)``.
 
@@ -633,13 +673,17 @@ def build_module(
 def network_from_params(params: Mapping[str, Any], n_features: int) -> nn.Module:
     """The untrained autoencoder that an estimator's parameters describe.
 
-    ``params`` is ``AutoencoderKMeans.get_params()``: ``module`` (and
-    ``module_kwargs``) when set; else a :class:`ConvAutoencoder` for
+    ``params`` is ``AutoencoderKMeans.get_params()``, with ``architecture``
+    already resolved from ``'auto'`` to ``'none'`` when the fit plan chose no
+    network: ``module`` (and ``module_kwargs``) when set; an
+    :class:`IdentityAutoencoder` for ``'none'``; else a :class:`ConvAutoencoder` for
     ``architecture='conv'`` (or ``'auto'`` with ``image_shape``), an
     :class:`MLPAutoencoder` otherwise.
     """
     if params["module"] is not None:
         return build_module(params["module"], params["module_kwargs"], n_features)
+    if params["architecture"] == "none":
+        return IdentityAutoencoder(n_features)
     options = {
         k: params[k] for k in ("activation", "output_activation", "dropout", "batch_norm")
     }

@@ -295,11 +295,15 @@ def test_n_epochs_sets_the_number_of_steps(blobs5):
     ne = NeighborEmbedding(n_epochs=0, init="random", random_state=0).fit(blobs5[0])
     # No optimisation: the (random) initial layout is kept, inside the box.
     assert ne.embedding_.min() >= 0 and ne.embedding_.max() <= 10
-    assert NeighborEmbedding()._schedule(8192) == (8192, 500)
+    # 'auto' on small graphs: 100 passes while under 500 steps, never fewer than 50 passes.
+    assert NeighborEmbedding()._schedule(8192) == (8192, 100)
+    assert NeighborEmbedding()._schedule(40_000) == (8192, 2 * math.ceil(50 * 40_000 / 8192))
+    assert NeighborEmbedding()._schedule(60_000) == (8192, 500)
+    assert NeighborEmbedding()._schedule(82_000) == (8192, 501)
     assert NeighborEmbedding()._schedule(100_000) == (8192, math.ceil(50 * 100_000 / 8192))
     assert NeighborEmbedding(n_epochs=100, batch_size=1000)._schedule(5000) == (1000, 500)
     assert NeighborEmbedding(n_epochs=3)._schedule(100) == (100, 3)  # one batch = the whole graph
-    assert NeighborEmbedding()._schedule(0) == (1, 500)  # no graph (one distinct sample)
+    assert NeighborEmbedding()._schedule(0) == (1, 0)  # no graph (one distinct sample)
 
 
 def test_default_reducer_of_the_estimator(digits):

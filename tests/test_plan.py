@@ -19,9 +19,10 @@ def est(**params):
     return AutoencoderKMeans(**{"n_clusters": 3, "device": "cpu", **params})
 
 
-def resolve(model, n_samples=500, *, partial=False, seeds=None):
+def resolve(model, n_samples=500, *, n_features=8, partial=False, seeds=None):
     seeds = plan.fit_seeds(0) if seeds is None else seeds
-    return plan.resolve_plan(model, n_samples, stream=False, seeds=seeds, partial=partial)
+    shape = (n_samples, n_features)
+    return plan.resolve_plan(model, shape, stream=False, seeds=seeds, partial=partial)
 
 
 # ------------------------------------------------------------------ epochs
@@ -41,7 +42,7 @@ def resolve(model, n_samples=500, *, partial=False, seeds=None):
     ],
 )
 def test_auto_epochs_rule(n_samples, batch_size, expected):
-    model = est(batch_size=batch_size)
+    model = est(batch_size=batch_size, architecture="mlp")
     assert plan.n_epochs(model, n_samples) == expected
     assert resolve(model, n_samples).epochs == expected
     assert plan.AUTO_STEPS == 1500 and plan.AUTO_MAX_ROWS == 600_000
@@ -52,6 +53,43 @@ def test_explicit_epochs_and_partial_fit_epochs():
     assert resolve(est(epochs=7), 1_797).epochs == 7
     assert resolve(est(epochs=7), 1_797, partial=True).epochs == 1
     assert resolve(est(), 1_797, partial=True).epochs == 1
+
+
+# ------------------------------------------------------------ architecture
+def test_auto_architecture_trains_no_network_on_small_data():
+    small = plan.AUTO_NETWORK_MIN_SAMPLES - 1
+    fitted = resolve(est(), small)
+    assert fitted.architecture == "none" and fitted.epochs == 0 and fitted.refine is None
+    assert resolve(est(), plan.AUTO_NETWORK_MIN_SAMPLES).architecture == "mlp"
+    wide = plan.AUTO_NETWORK_MIN_FEATURES
+    assert resolve(est(), small, n_features=wide - 1).architecture == "none"
+    assert resolve(est(), 100, n_features=wide).architecture == "mlp"  # e.g. MNIST images
+    assert (plan.AUTO_NETWORK_MIN_SAMPLES, wide) == (5000, 256)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"epochs": 5},
+        {"reducer": None},
+        {"reducer": PCA(2)},
+        {"refine": "idec"},
+        {"noise": 0.1},
+        {"augment": 0.1, "architecture": "auto"},
+        {"warm_start": True},
+        {"architecture": "mlp"},
+    ],
+)
+def test_auto_architecture_keeps_the_network_when_asked_for_training(params):
+    assert resolve(est(**params), 100).architecture == "mlp"
+
+
+def test_auto_architecture_other_cases():
+    assert resolve(est(), 100, partial=True).architecture == "mlp"  # chunk by chunk
+    assert resolve(est(image_shape=(1, 2, 2)), 100).architecture == "conv"
+    assert resolve(est(module=torch.nn.Identity()), 100).architecture == "module"
+    assert resolve(est(architecture="none"), 10**6).architecture == "none"
+    assert resolve(est(architecture="none", reducer=None), 100).refine is None
 
 
 # ----------------------------------------------------------------- reducer
@@ -187,12 +225,12 @@ def test_fit_plan_is_frozen():
 
 def test_fit_plan_devices_stream_and_seeds():
     seeds = plan.fit_seeds(42)
-    p = plan.resolve_plan(est(), 1_797, stream=True, seeds=seeds, partial=False)
+    p = plan.resolve_plan(est(), (1_797, 8), stream=True, seeds=seeds, partial=False)
     assert p.devices == (torch.device("cpu"),)
     assert p.device == torch.device("cpu")
     assert p.stream is True
     assert p.seeds is seeds
-    p = plan.resolve_plan(est(device=["cpu", "cpu"]), 1_797, stream=False, seeds=seeds,
+    p = plan.resolve_plan(est(device=["cpu", "cpu"]), (1_797, 8), stream=False, seeds=seeds,
                           partial=False)
     assert p.devices == (torch.device("cpu"), torch.device("cpu"))
     assert p.device == torch.device("cpu")

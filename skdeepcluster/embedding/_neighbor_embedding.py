@@ -65,7 +65,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     n_epochs : int or 'auto', default='auto'
         Length of the layout optimisation, in passes over the graph's edges
         (edges are sampled in proportion to their weight). ``'auto'`` makes
-        50 passes, and at least 500 steps of ``batch_size`` edges.
+        50 passes, and on small graphs up to 100 passes while they take fewer
+        than 500 steps of ``batch_size`` edges.
 
     negative_sample_rate : int, default=5
         Random (repelling) points drawn per sampled edge.
@@ -238,11 +239,14 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             ``batch_size``, but no more than the graph has (and at least 1).
         n_steps : int
             ``n_epochs`` passes over the edges in such steps (``'auto'``: 50
-            passes, and at least 500 steps).
+            passes, up to 100 on graphs that take fewer than 500 steps).
         """
         batch_size = max(1, min(self.batch_size, n_edges))
         if self.n_epochs == "auto":
-            return batch_size, max(500, math.ceil(50 * n_edges / batch_size))
+            # 50 passes; on small graphs up to 100 passes while under 500 steps: 300
+            # passes (500 steps) on 600 rows took 3-5 s for the same ACC as 100 in 1 s.
+            passes = math.ceil(50 * n_edges / batch_size)
+            return batch_size, max(passes, min(500, 2 * passes))
         return batch_size, math.ceil(self.n_epochs * n_edges / batch_size)
 
     def _layout_nodes(

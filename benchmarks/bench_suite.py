@@ -1,0 +1,256 @@
+"""Benchmark suite: defaults, documented best configurations and simple baselines, per stage.
+
+Data sets (the label count is the number of clusters asked for):
+
+- ``digits``: scikit-learn's 1,797 8 x 8 digits, ``X / 16``;
+- ``mnist``: the MNIST test set (10,000 x 784, ``../shared/data/mnist``);
+- ``fashion``: Fashion-MNIST, all 70,000 images (the Debian package
+  ``dataset-fashion-mnist``, installed with ``apt-get`` when missing; never
+  needed by CI);
+- ``signals``: 3,000 generated 1-D signals of length 128 (the
+  cylinder-bell-funnel problem of Saito, 1994: three shapes of random
+  onset, length and height in unit Gaussian noise), three classes;
+- ``blobs``: 5,000 generated points in 50 dimensions around 8 centres of
+  unequal spread (``make_blobs``, standard deviations 1 to 4);
+- ``wine``: scikit-learn's 178 wines x 13 chemical measurements, three
+  cultivars.
+
+Configurations: ``KMeans`` (10 restarts), ``scaler + NE + KMeans`` (the
+neighbour embedding of the standardized input, no autoencoder), ``defaults``
+(``AutoencoderKMeans(n_clusters=k, random_state=seed)``), ``network
+(architecture='mlp')`` (the defaults before they could skip the network on
+small data) and, where the documentation names one, ``best``. Every fit runs
+alone in a fresh process (``--threads`` torch/BLAS threads) and reports ACC
+(Hungarian matching), NMI, the fit's seconds and the seconds of each stage
+(validation, pre-training, encoding, k-NN graph, layout, clustering,
+refinement; measured by wrapping the functions behind them, so pipeline
+baselines report the neighbour embedding's stages only).
+
+Usage::
+
+    python benchmarks/bench_suite.py                                  # everything but fashion
+    python benchmarks/bench_suite.py --datasets digits wine --seeds 0
+    python benchmarks/bench_suite.py --datasets fashion --configs defaults --json out.jsonl
+
+Prints a markdown table (and appends one JSON line per fit to ``--json``);
+``benchmarks/results/suite.md`` holds the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_core import DEFAULT_MNIST
+from bench_large import StageTimer
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+DATASETS = ["digits", "mnist", "signals", "blobs", "wine", "fashion"]
+CONFIGS = ["KMeans", "scaler + NE + KMeans", "defaults", "network (architecture='mlp')", "best"]
+STAGES = [
+    "validation",
+    "pre-training",
+    "encoding",
+    "k-NN graph",
+    "layout",
+    "clustering",
+    "refinement",
+]
+
+
+def cylinder_bell_funnel(n: int, length: int = 128, seed: int = 0):
+    """``n`` cylinder / bell / funnel signals in unit noise (Saito, 1994), and their classes."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    t = np.arange(length)[None]
+    start = rng.integers(16, 32, n)[:, None]
+    end = start + rng.integers(32, 96, n)[:, None]
+    height = rng.normal(6.0, 1.0, (n, 1))
+    inside = (t >= start) & (t <= end)
+    ramp = (t - start) / (end - start)
+    shape = np.select([y[:, None] == 0, y[:, None] == 1], [np.ones_like(ramp), ramp], 1 - ramp)
+    X = height * inside * shape + rng.normal(0.0, 1.0, (n, length))
+    return X.astype(np.float32), y
+
+
+def _fashion():
+    from skdeepcluster.datasets import load_fashion_mnist
+
+    if not FASHION_DIR.is_dir():  # benchmark only: install the Debian package once
+        subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], check=True)
+    X, y = load_fashion_mnist(path=FASHION_DIR, subset="all", return_X_y=True)
+    return X, y
+
+
+def load(name: str, mnist_path: str):
+    """``(X, y, image_shape)`` of a data set of the suite."""
+    from sklearn import datasets
+
+    if name == "digits":
+        X, y = datasets.load_digits(return_X_y=True)
+        return (X / 16.0).astype(np.float32), y, (1, 8, 8)
+    if name == "mnist":
+        from skdeepcluster.datasets import load_mnist
+
+        X, y = load_mnist(path=mnist_path, subset="test", return_X_y=True)
+        return X, y, (1, 28, 28)
+    if name == "fashion":
+        return (*_fashion(), (1, 28, 28))
+    if name == "signals":
+        return (*cylinder_bell_funnel(3000), None)
+    if name == "blobs":
+        X, y = datasets.make_blobs(
+            5000, n_features=50, centers=8, cluster_std=np.linspace(1.0, 4.0, 8), random_state=0
+        )
+        return X.astype(np.float32), y, None
+    if name == "wine":
+        X, y = datasets.load_wine(return_X_y=True)
+        return X.astype(np.float32), y, None
+    raise ValueError(f"unknown data set {name!r}")
+
+
+def best(name: str, k: int, seed: int, image_shape):
+    """The documented best configuration of a data set, or None."""
+    from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+
+    if name in ("mnist", "fashion"):  # README: "best on images (MNIST)"
+        return AutoencoderKMeans(
+            n_clusters=k, architecture="mlp", image_shape=image_shape, augment=0.1, epochs=55,
+            reducer=NeighborEmbedding(n_components=2), random_state=seed,
+        )
+    return None
+
+
+def build(config: str, name: str, k: int, seed: int, image_shape):
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+
+    if config == "KMeans":
+        return KMeans(n_clusters=k, n_init=10, random_state=seed)
+    if config == "scaler + NE + KMeans":
+        return make_pipeline(
+            StandardScaler(),
+            NeighborEmbedding(n_components=k, random_state=seed),
+            KMeans(n_clusters=k, n_init=10, random_state=seed),
+        )
+    if config == "defaults":
+        return AutoencoderKMeans(n_clusters=k, random_state=seed)
+    if config == "network (architecture='mlp')":  # the defaults before issue 16
+        return AutoencoderKMeans(n_clusters=k, architecture="mlp", random_state=seed)
+    if config == "best":
+        return best(name, k, seed, image_shape)
+    raise ValueError(f"unknown configuration {config!r}")
+
+
+class SuiteTimer(StageTimer):
+    """The large benchmark's stage timer, plus input validation."""
+
+    def install(self):
+        from skdeepcluster import _estimator
+
+        super().install()
+        self.wrap(_estimator.AutoencoderKMeans, "_validate_fit_data", "validation")
+
+
+def child(name: str, config: str, seed: int, mnist_path: str) -> dict | None:
+    """One fit in this (fresh) process."""
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from skdeepcluster.metrics import cluster_accuracy
+
+    X, y, image_shape = load(name, mnist_path)
+    k = len(np.unique(y))
+    model = build(config, name, k, seed, image_shape)
+    if model is None:
+        return None
+    timer = SuiteTimer()
+    timer.install()
+    start = time.perf_counter()
+    labels = model.fit_predict(X)
+    fit_s = time.perf_counter() - start
+    return {
+        "dataset": name,
+        "config": config,
+        "seed": seed,
+        "acc": float(cluster_accuracy(y, labels)),
+        "nmi": float(nmi(y, labels)),
+        "fit_s": fit_s,
+        "stages": dict(timer.seconds),
+        "architecture": getattr(model, "architecture_", None),
+    }
+
+
+def run_one(name: str, config: str, seed: int, args) -> dict | None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    command = [sys.executable, __file__, "--child", name, config, str(seed)]
+    command += ["--mnist-path", args.mnist_path]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def table(results: list[dict]) -> list[str]:
+    head = "| data | configuration | ACC per seed | ACC | NMI | fit s | "
+    head += " | ".join(STAGES) + " |"
+    lines = [head, "|" + "---|" * (6 + len(STAGES))]
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["config"]), []).append(r)
+    for (name, config), runs in groups.items():
+        accs = " / ".join(f"{r['acc']:.3f}" for r in runs)
+        mean = {key: np.mean([r[key] for r in runs]) for key in ("acc", "nmi", "fit_s")}
+        stages = " | ".join(
+            f"{np.mean([r['stages'].get(s, 0.0) for r in runs]):.1f}" for s in STAGES
+        )
+        lines.append(
+            f"| {name} | {config} | {accs} | {mean['acc']:.3f} | {mean['nmi']:.3f} "
+            f"| {mean['fit_s']:.1f} | {stages} |"
+        )
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=DATASETS[:-1], choices=DATASETS)
+    parser.add_argument("--configs", nargs="+", default=CONFIGS, choices=CONFIGS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per fit")
+    parser.add_argument("--mnist-path", default=str(DEFAULT_MNIST))
+    parser.add_argument("--json", type=Path, default=None, help="append one JSON line per fit")
+    parser.add_argument("--child", nargs=3, metavar=("DATASET", "CONFIG", "SEED"))
+    args = parser.parse_args(argv)
+    if args.child:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        name, config, seed = args.child
+        print(json.dumps(child(name, config, int(seed), args.mnist_path)))
+        return 0
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s) per fit")
+    results = []
+    for name in args.datasets:
+        for config in args.configs:
+            for seed in args.seeds:
+                result = run_one(name, config, seed, args)
+                if result is None:
+                    break  # no documented best configuration for this data set
+                results.append(result)
+                print(json.dumps(result), flush=True)
+                if args.json is not None:
+                    with args.json.open("a") as f:
+                        f.write(json.dumps(result) + "\n")
+    print("\n".join(table(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
