@@ -109,9 +109,10 @@ class AutoencoderKMeans(
         clusterer work on the input features (``autoencoder_`` is then an
         :class:`IdentityAutoencoder`). ``'auto'`` is ``'conv'`` when
         ``image_shape`` is given; else ``'none'`` in ``fit`` on fewer than
-        5,000 rows of fewer than 256 features when ``reducer``, ``epochs``,
-        ``refine``, ``noise``, ``augment`` and ``warm_start`` keep their
-        defaults (there the neighbour embedding of the standardized input
+        5,000 rows of fewer than 256 features when ``reducer``, ``refine``
+        and every parameter of the network and its training (``epochs``,
+        ``hidden_layer_sizes``, ``latent_dim``, ``noise``, ``warm_start``,
+        ...) keep their defaults (there the neighbour embedding of the standardized input
         clusters better than an autoencoder trained on so few rows, in a
         fraction of the time: see ``benchmarks/results/suite.md``), and
         ``'mlp'`` otherwise. The choice

@@ -9,8 +9,9 @@ changes. Each rule carries the reason (or measurement) behind it.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -39,6 +40,15 @@ AUTO_MAX_ROWS = 600_000
 #: standardized input is then better and faster. See :func:`resolve_architecture`.
 AUTO_NETWORK_MIN_SAMPLES = 5000
 AUTO_NETWORK_MIN_FEATURES = 256
+
+#: The parameters of the network and its training: ``architecture='auto'`` trains a
+#: network whenever one of them is set away from its default.
+NETWORK_PARAMS = (
+    "hidden_layer_sizes", "conv_channels", "latent_dim", "activation", "output_activation",
+    "dropout", "batch_norm", "loss", "optimizer", "learning_rate", "weight_decay",
+    "batch_size", "epochs", "noise", "noise_type", "augment", "validation_fraction",
+    "n_iter_no_change", "tol", "callbacks", "warm_start",
+)
 
 #: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
 STREAM_BYTES = 2**30
@@ -142,6 +152,29 @@ def resolve_plan(
     )
 
 
+def _network_params_set(est) -> bool:
+    """Whether any of ``NETWORK_PARAMS`` differs from its default value."""
+    signature = inspect.signature(type(est).__init__).parameters
+    for name in NETWORK_PARAMS:
+        value, default = getattr(est, name), signature[name].default
+        if name == "callbacks":
+            if value:  # None and [] alike
+                return True
+        elif isinstance(default, tuple):
+            if np.asarray(value, dtype=object).ravel().tolist() != list(default):
+                return True
+        elif not _same(value, default):
+            return True
+    return False
+
+
+def _same(value, default) -> bool:
+    """``value == default`` for a scalar default (``0`` is ``0.0``, ``True`` is not ``1``)."""
+    if isinstance(default, Real) and not isinstance(default, bool):
+        return isinstance(value, Real) and not isinstance(value, bool) and value == default
+    return type(value) is type(default) and value == default
+
+
 def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     """The network of the fit: ``'none'``, ``'mlp'``, ``'conv'`` or ``'module'``.
 
@@ -149,9 +182,10 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     it is ``'none'`` (no network: the second stage works on the input) on
     small data -- fewer than ``AUTO_NETWORK_MIN_SAMPLES`` rows of fewer than
     ``AUTO_NETWORK_MIN_FEATURES`` features -- when everything that would
-    shape the network's training is left at its default (``reducer``,
-    ``epochs``, ``refine``, ``noise``, ``augment``, ``warm_start``) and in
-    ``fit`` (``partial_fit`` trains a network chunk by chunk), and ``'mlp'``
+    shape the network or its training is left at its default (``reducer``,
+    ``refine`` and every parameter of ``NETWORK_PARAMS``: ``epochs``,
+    ``hidden_layer_sizes``, ``noise``, ``warm_start``, ...) and in ``fit``
+    (``partial_fit`` trains a network chunk by chunk), and ``'mlp'``
     otherwise. The measurements behind it (ACC, seeds 0 and 1, two CPU
     cores; ``benchmarks/results/suite.md``): digits (1,797 x 64), no network
     0.936 on every seed in about 3 s, the 500-500-2000 network 0.86 in 70-95
@@ -168,11 +202,8 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
         return "conv"
     defaults = (
         _is_auto(est.reducer)
-        and _is_auto(est.epochs)
         and (est.refine is None or _is_auto(est.refine))
-        and not est.noise
-        and not est.augment
-        and not est.warm_start
+        and not _network_params_set(est)
     )
     n_samples, n_features = shape
     small = n_samples < AUTO_NETWORK_MIN_SAMPLES and n_features < AUTO_NETWORK_MIN_FEATURES

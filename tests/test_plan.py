@@ -11,6 +11,7 @@ from sklearn.mixture import GaussianMixture
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
 from skdeepcluster import _plan as plan
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss, RefinementStrategy
+from skdeepcluster.training import EarlyStopping
 
 STREAM_FIELDS = ("init", "batches", "augment", "split", "cluster", "refine")
 
@@ -78,10 +79,27 @@ def test_auto_architecture_trains_no_network_on_small_data():
         {"augment": 0.1, "architecture": "auto"},
         {"warm_start": True},
         {"architecture": "mlp"},
+        {"hidden_layer_sizes": (64, 32)},
+        {"hidden_layer_sizes": [500, 500]},
+        {"latent_dim": 5},
+        {"learning_rate": 0.01},
+        {"batch_size": 64},
+        {"dropout": 0.1},
+        {"batch_norm": True},
+        {"callbacks": [EarlyStopping(patience=2)]},
     ],
 )
 def test_auto_architecture_keeps_the_network_when_asked_for_training(params):
     assert resolve(est(**params), 100).architecture == "mlp"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"hidden_layer_sizes": [500, 500, 2000]}, {"dropout": 0}, {"learning_rate": 1e-3},
+     {"callbacks": []}, {"n_clusters": 5, "n_init": 3, "clusterer": "gmm"}],
+)
+def test_auto_architecture_defaults_however_spelled(params):
+    assert resolve(est(**params), 100).architecture == "none"
 
 
 def test_auto_architecture_other_cases():
