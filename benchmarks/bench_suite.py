@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_core import DEFAULT_MNIST
+from bench_core import load as load_core  # digits and the MNIST test set, as bench_core
 from bench_large import StageTimer
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -93,14 +94,8 @@ def load(name: str, mnist_path: str):
     """``(X, y, image_shape)`` of a data set of the suite."""
     from sklearn import datasets
 
-    if name == "digits":
-        X, y = datasets.load_digits(return_X_y=True)
-        return (X / 16.0).astype(np.float32), y, (1, 8, 8)
-    if name == "mnist":
-        from skdeepcluster.datasets import load_mnist
-
-        X, y = load_mnist(path=mnist_path, subset="test", return_X_y=True)
-        return X, y, (1, 28, 28)
+    if name in ("digits", "mnist"):
+        return (*load_core(name, mnist_path), (1, 8, 8) if name == "digits" else (1, 28, 28))
     if name == "fashion":
         return (*_fashion(), (1, 28, 28))
     if name == "signals":
@@ -164,9 +159,7 @@ class SuiteTimer(StageTimer):
 
 def child(name: str, config: str, seed: int, mnist_path: str) -> dict | None:
     """One fit in this (fresh) process."""
-    from sklearn.metrics import normalized_mutual_info_score as nmi
-
-    from skdeepcluster.metrics import cluster_accuracy
+    from skdeepcluster.metrics import clustering_scores
 
     X, y, image_shape = load(name, mnist_path)
     k = len(np.unique(y))
@@ -178,12 +171,13 @@ def child(name: str, config: str, seed: int, mnist_path: str) -> dict | None:
     start = time.perf_counter()
     labels = model.fit_predict(X)
     fit_s = time.perf_counter() - start
+    scores = clustering_scores(y, labels)
     return {
         "dataset": name,
         "config": config,
         "seed": seed,
-        "acc": float(cluster_accuracy(y, labels)),
-        "nmi": float(nmi(y, labels)),
+        "acc": scores["accuracy"],
+        "nmi": scores["nmi"],
         "fit_s": fit_s,
         "stages": dict(timer.seconds),
         "architecture": getattr(model, "architecture_", None),

@@ -44,13 +44,7 @@ from ._data import (
     warn_if_badly_scaled,
 )
 from ._device import available_device, torch_seed_context, torch_threads
-from ._networks import (
-    ACTIVATIONS,
-    IdentityAutoencoder,
-    _module_device,
-    network_from_params,
-    resolve_image_shape,
-)
+from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
 from .refine import RefinementStrategy, affine_head_from_sklearn
 from .training import (
     LOSSES,
@@ -112,10 +106,10 @@ class AutoencoderKMeans(
         5,000 rows of fewer than 256 features when ``reducer``, ``refine``
         and every parameter of the network and its training (``epochs``,
         ``hidden_layer_sizes``, ``latent_dim``, ``noise``, ``warm_start``,
-        ...) keep their defaults (there the neighbour embedding of the standardized input
-        clusters better than an autoencoder trained on so few rows, in a
-        fraction of the time: see ``benchmarks/results/suite.md``), and
-        ``'mlp'`` otherwise. The choice
+        ...) keep their defaults (there the neighbour embedding of the
+        standardized input clusters better than an autoencoder trained on so
+        few rows, in a fraction of the time: see
+        ``benchmarks/results/suite.md``), and ``'mlp'`` otherwise. The choice
         made is ``architecture_``. Ignored when ``module`` is given.
 
     image_shape : tuple of int or None, default=None
@@ -743,7 +737,7 @@ class AutoencoderKMeans(
     def _pretrain(self, X, plan, previous, callbacks):
         """Stage 1: the trained autoencoder (a copy of ``previous`` to warm-start) and history."""
         if plan.architecture == "none":  # no network, nothing to train
-            return IdentityAutoencoder(X.shape[1]), _empty_history()
+            return self._network(plan, X.shape[1]), _empty_history()
         X_train, X_val = split_rows(X, self.validation_fraction, plan.seeds.split)
         with torch_seed_context(plan.seeds.init, plan.device):
             if previous is not None and _trainable(previous):
