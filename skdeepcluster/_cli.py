@@ -219,6 +219,9 @@ def _add_demo_command(commands) -> None:
     )
     demo.add_argument("--device", default="auto", help="'auto' (default), 'cpu', 'cuda', ...")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    demo.add_argument(
+        "--quiet", action="store_true", help="no progress bars (default: one per stage, on stderr)"
+    )
 
 
 def _add_model_options(net) -> None:
@@ -255,7 +258,9 @@ def _add_model_options(net) -> None:
     net.add_argument(
         "--device", default="auto", help="'auto' (default), 'cpu', 'cuda', 'cuda:1', 'mps'"
     )
-    net.add_argument("--verbose", action="store_true", help="show a training progress bar")
+    net.add_argument(
+        "--verbose", action="store_true", help="show one progress bar per stage (stderr)"
+    )
 
 
 def _add_data_options(data) -> None:
@@ -1154,6 +1159,7 @@ def _demo(args: argparse.Namespace) -> int:
         "n_clusters": 10,
         "random_state": args.random_state,
         "device": args.device,
+        "verbose": 0 if args.quiet else 1,  # one progress bar per stage, on stderr
     }
     if args.epochs is not None:
         params["epochs"] = args.epochs

@@ -45,6 +45,7 @@ from ._data import (
 )
 from ._device import available_device, torch_seed_context, torch_threads
 from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
+from ._progress import stage_bar
 from .refine import RefinementStrategy, affine_head_from_sklearn
 from .training import (
     LOSSES,
@@ -319,8 +320,10 @@ class AutoencoderKMeans(
         left untouched.
 
     verbose : int, default=0
-        ``0`` is quiet; ``1`` or more shows progress bars with the training
-        loss per epoch.
+        ``0`` is quiet; ``1`` or more shows one progress bar per stage on
+        stderr: pre-training (with the loss per epoch), encoding, the
+        ``'auto'`` neighbour embedding's k-NN graph and layout, clustering and
+        refinement.
 
     Attributes
     ----------
@@ -669,7 +672,8 @@ class AutoencoderKMeans(
             )
         callbacks = self._fresh_callbacks()
         module, history = self._pretrain(X, plan, previous, callbacks)
-        codes = encode_array(module, X, device=plan.device)
+        with stage_bar("encoding", X.shape[0], self.verbose and _trainable(module), "row") as bar:
+            codes = encode_array(module, X, device=plan.device, progress=bar)
         second_stage, embedding = self._fit_second_stage(codes, plan)
         clusterer, centers, _ = self._cluster(embedding, plan)
         if plan.refine is not None:
@@ -794,14 +798,17 @@ class AutoencoderKMeans(
         init_centers = None
         if previous is not None and previous[0].is_affine and second_stage.is_affine:
             init_centers = second_stage.transform(previous[0].inverse_transform(previous[1]))
-        return fit_clusterer(
-            embedding,
-            clusterer=plan.clusterer,
-            n_clusters=self.n_clusters,
-            n_init=self.n_init,
-            random_state=plan.seeds.cluster,
-            init_centers=init_centers,
-        )
+        with stage_bar("clustering", 1, self.verbose, unit="fit") as bar:
+            fitted = fit_clusterer(
+                embedding,
+                clusterer=plan.clusterer,
+                n_clusters=self.n_clusters,
+                n_init=self.n_init,
+                random_state=plan.seeds.cluster,
+                init_centers=init_centers,
+            )
+            bar.update(1)
+        return fitted
 
     def _refine(self, X, module, centers, second_stage, plan, callbacks):
         """Stage 5: joint refinement through the affine second stage; centres, embedding."""

@@ -308,4 +308,5 @@ def make_reducer(plan: FitPlan, est, n_codes: int):
     return NeighborEmbedding(
         n_components=min(est.n_clusters, n_codes),
         device="auto" if _is_auto(est.device) else str(plan.device),
+        verbose=est.verbose,
     )

@@ -329,8 +329,11 @@ def test_no_arguments_runs_demo_with_defaults(monkeypatch):
 def test_demo_with_small_overrides(capsys):
     code = main(["demo", "--epochs", "1", "--latent-dim", "2", "--hidden-layer-sizes", "16",
                  "--device", "cpu"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0
+    # One progress bar per stage, on stderr (the table on stdout stays clean).
+    for stage in ("autoencoder", "encoding", "k-NN graph", "layout", "clustering"):
+        assert stage in err, stage
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("method"))
     assert header.split() == ["method", "ACC", "NMI", "ARI", "fit", "s"]
@@ -340,6 +343,14 @@ def test_demo_with_small_overrides(capsys):
     for values in rows.values():
         assert all(0.0 <= float(v) <= 1.0 for v in values[:3])
     assert float(rows["KMeans"][1]) > 0.6  # k-means on digits: NMI ~ 0.74
+
+
+def test_demo_quiet_shows_no_progress(capsys):
+    argv = ["demo", "--quiet", "--epochs", "1", "--hidden-layer-sizes", "8", "--device", "cpu"]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "AutoencoderKMeans" in out
 
 
 def test_main_module_is_importable():

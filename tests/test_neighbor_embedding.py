@@ -21,7 +21,7 @@ from skdeepcluster.embedding import (
     layout_curve_params,
 )
 from skdeepcluster.embedding._graph import _membership
-from skdeepcluster.embedding._layout import cumulative_weights, sample_edges
+from skdeepcluster.embedding._layout import edge_batches
 from skdeepcluster.embedding._neighbors import choose_method
 from skdeepcluster.embedding._unique import unique_rows
 from skdeepcluster.metrics import cluster_accuracy
@@ -288,7 +288,8 @@ def test_pickle_and_unavailable_device(blobs5):
 
 def test_verbose_progress(blobs5, capsys):
     NeighborEmbedding(n_epochs=1, verbose=1, random_state=0).fit(blobs5[0])
-    assert "neighbor embedding" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "k-NN graph" in err and "layout" in err
 
 
 def test_n_epochs_sets_the_number_of_steps(blobs5):
@@ -465,23 +466,41 @@ def test_large_neighbor_search_gives_the_same_embedding_as_exact(blobs5):
     np.testing.assert_array_equal(tree.transform(X), T)
 
 
-def test_sample_edges_follows_the_weights():
+def _draws(weights, batch_size, n_batches, seed=0):
+    batches = edge_batches(np.asarray(weights), batch_size, torch.Generator().manual_seed(seed))
+    return torch.cat([next(batches) for _ in range(n_batches)])
+
+
+def test_edge_batches_follow_the_weights():
     weights = np.array([0.1, 0.0, 0.5, 0.3, 0.1])
-    draws = sample_edges(cumulative_weights(weights), 400_000, torch.Generator().manual_seed(0))
-    assert draws.dtype == torch.long and draws.min() >= 0 and draws.max() <= 4
+    draws = _draws(weights, 1000, 400)
+    assert draws.dtype == torch.long and draws.shape == (400_000,)
+    assert draws.min() >= 0 and draws.max() <= 4
     freq = np.bincount(draws.numpy(), minlength=5) / 400_000
     np.testing.assert_allclose(freq, weights / weights.sum(), atol=3e-3)
     assert freq[1] == 0.0  # a zero weight is never drawn
 
 
-def test_sample_edges_has_no_category_limit():
-    # torch.multinomial refuses more than 2**24 categories; the table does not.
+def test_edge_batches_are_stratified_rounds():
+    # One round holds each edge round(n_edges * w / sum(w)) times, up or down by one.
+    rng = np.random.default_rng(0)
+    weights = rng.random(5000) ** 3
+    draws = _draws(weights, 100, 45)  # 4,500 draws: within the first round
+    expected = 5000 * weights / weights.sum()
+    counts = np.bincount(draws.numpy(), minlength=5000)
+    assert np.all(counts <= np.floor(expected) + 1)
+    # Shuffled: the first batch is not the edges in order.
+    assert not torch.equal(draws[:100], torch.sort(draws[:100]).values)
+
+
+def test_edge_batches_are_reproducible_and_unlimited():
+    # torch.multinomial refuses more than 2**24 categories; the rounds do not.
     n_edges = 2**24 + 5
-    cumulative = torch.arange(1, n_edges + 1, dtype=torch.float64)  # equal weights
-    draws = sample_edges(cumulative, 100_000, torch.Generator().manual_seed(0))
+    weights = np.ones(n_edges, dtype=np.float32)
+    draws = _draws(weights, 100_000, 1)
     assert draws.max() < n_edges and draws.max() > n_edges * 0.99
-    same = sample_edges(cumulative, 100_000, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(draws, same, rtol=0, atol=0)
+    torch.testing.assert_close(draws, _draws(weights, 100_000, 1), rtol=0, atol=0)
+    assert not torch.equal(draws, _draws(weights, 100_000, 1, seed=1))
 
 
 def test_estimator_keeps_the_neighbor_embedding_above_100000_rows(monkeypatch):

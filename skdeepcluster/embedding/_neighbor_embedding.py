@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._precision import round_rows
+from .._progress import stage_bar
 from ._graph import fuzzy_neighbor_graph
 from ._layout import (
     _initial_layout,
@@ -117,7 +118,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         which the layout can amplify) may vary from run to run.
 
     verbose : int, default=0
-        ``1`` or more shows a progress bar of the layout.
+        ``1`` or more shows a progress bar for the k-NN graph and one for
+        the layout (on stderr).
 
     Attributes
     ----------
@@ -271,20 +273,17 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         """
         n = index.data.shape[0]
         k = min(self.n_neighbors, n - 1)
-        if k >= 1:
-            graph = fuzzy_neighbor_graph(*index.graph(k, device))
-        else:
-            graph = sparse.coo_matrix((n, n))
+        with stage_bar("k-NN graph", 1, self.verbose, unit="graph") as bar:
+            if k >= 1:
+                graph = fuzzy_neighbor_graph(*index.graph(k, device))
+            else:
+                graph = sparse.coo_matrix((n, n))
+            bar.update(1)
         a, b = layout_curve_params(float(self.min_dist))
         nodes = torch.as_tensor(index.data, device=device)
         layout = _initial_layout(nodes, self.n_components, self.init, generator)
         batch_size, n_steps = self._schedule(graph.nnz)
-        progress = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            progress = tqdm(total=n_steps, desc="neighbor embedding", unit="step")
-        try:
+        with stage_bar("layout", n_steps, self.verbose) as bar:
             return optimize_layout(
                 layout,
                 graph,
@@ -295,11 +294,8 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 a=a,
                 b=b,
                 generator=generator,
-                progress=progress,
+                progress=bar,
             )
-        finally:
-            if progress is not None:
-                progress.close()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

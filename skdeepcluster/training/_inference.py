@@ -19,6 +19,7 @@ from .._precision import round_rows
 #: the per-call overhead while keeping memory bounded.
 INFERENCE_BATCH_SIZE = 4096
 
+
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     """Float32 tensor on ``device`` holding ``X`` (copied only when needed)."""
     X = np.asarray(X, dtype=np.float32)
@@ -26,7 +27,6 @@ def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
         # torch cannot share read-only memory (e.g. a memmap) without a warning.
         X = np.array(X, dtype=np.float32, order="C", copy=True)
     return torch.from_numpy(X).to(device)
-
 
 
 def _inference_copy(module: nn.Module, device: torch.device) -> tuple[nn.Module, torch.dtype]:
@@ -50,8 +50,12 @@ def _apply_batched(
     *,
     device: torch.device,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    progress=None,
 ) -> np.ndarray:
-    """``module.<fn_name>`` applied to ``X`` in blocks of ``batch_size`` rows, as one array."""
+    """``module.<fn_name>`` applied to ``X`` in blocks of ``batch_size`` rows, as one array.
+
+    ``progress`` (tqdm-like), when given, advances by the rows of each block.
+    """
     module.eval()
     model, dtype = _inference_copy(module, device)
     fn = model if fn_name == "forward" else getattr(model, fn_name)
@@ -67,6 +71,8 @@ def _apply_batched(
             if out is None:
                 out = np.empty((X.shape[0], *result.shape[1:]), dtype=result.dtype)
             out[start : start + result.shape[0]] = result
+            if progress is not None:
+                progress.update(result.shape[0])
     return out
 
 
@@ -76,6 +82,7 @@ def encode_array(
     *,
     device: torch.device,
     batch_size: int = INFERENCE_BATCH_SIZE,
+    progress=None,
 ) -> np.ndarray:
     """Codes of ``X`` as a float64 array, computed in large batches, rounded row by row.
 
@@ -88,8 +95,11 @@ def encode_array(
     rows get bit-identical codes. (Without it, the scaler of
     the second stage divides the 1e-17 differences of identical rows by a
     1e-17 standard deviation and turns them into differences of order one.)
+    ``progress`` (tqdm-like), when given, advances by the rows encoded.
     """
-    codes = _apply_batched("encode", module, X, device=device, batch_size=batch_size)
+    codes = _apply_batched(
+        "encode", module, X, device=device, batch_size=batch_size, progress=progress
+    )
     largest = float(np.max(np.abs(codes))) if codes.size else 0.0
     if not largest <= float(np.finfo(np.float32).max):
         raise ValueError(
