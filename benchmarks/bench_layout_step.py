@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_layout(rev: str):
-    """The layout module of this checkout (``rev='HEAD~0'`` or ``'.'``) or of a git revision."""
+    """The layout module of this checkout (``rev='.'``) or of a git revision."""
     if rev == ".":
         from skdeepcluster.embedding import _layout
 

@@ -11,9 +11,6 @@ class _NoBar:
     def update(self, n=1):
         pass
 
-    def set_postfix(self, *args, **kwargs):
-        pass
-
 
 @contextlib.contextmanager
 def stage_bar(desc: str, total: int, verbose, unit: str = "step"):
