@@ -13,7 +13,12 @@ Data sets (the label count is the number of clusters asked for):
 - ``blobs``: 5,000 generated points in 50 dimensions around 8 centres of
   unequal spread (``make_blobs``, standard deviations 1 to 4);
 - ``wine``: scikit-learn's 178 wines x 13 chemical measurements, three
-  cultivars.
+  cultivars;
+- only when asked for: ``signals-20k``, ``blobs-20k`` (the same generators
+  with 20,000 rows) and ``mnist-pca50``, ``fashion-pca50`` (the first 50
+  principal components of the images): few features but many rows, where
+  ``architecture='auto'`` has to decide whether a network pays, and a test of
+  PCA before the network.
 
 Configurations: ``KMeans`` (10 restarts), ``scaler + NE + KMeans`` (the
 neighbour embedding of the standardized input, no autoencoder), ``defaults``
@@ -54,7 +59,11 @@ from bench_large import StageTimer
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASETS = ["digits", "mnist", "signals", "blobs", "wine", "fashion"]
-CONFIGS = ["KMeans", "scaler + NE + KMeans", "defaults", "network (architecture='mlp')", "best"]
+EXTRA = ["signals-20k", "blobs-20k", "mnist-pca50", "fashion-pca50"]  # only when asked for
+CONFIGS = [
+    "KMeans", "scaler + NE + KMeans", "defaults", "network (architecture='mlp')",
+    "no network (architecture='none')", "best",
+]
 STAGES = [
     "validation",
     "pre-training",
@@ -98,13 +107,19 @@ def load(name: str, mnist_path: str):
         return (*load_core(name, mnist_path), (1, 8, 8) if name == "digits" else (1, 28, 28))
     if name == "fashion":
         return (*_fashion(), (1, 28, 28))
-    if name == "signals":
-        return (*cylinder_bell_funnel(3000), None)
-    if name == "blobs":
+    if name in ("signals", "signals-20k"):
+        return (*cylinder_bell_funnel(3000 if name == "signals" else 20_000), None)
+    if name in ("blobs", "blobs-20k"):
         X, y = datasets.make_blobs(
-            5000, n_features=50, centers=8, cluster_std=np.linspace(1.0, 4.0, 8), random_state=0
+            5000 if name == "blobs" else 20_000, n_features=50, centers=8,
+            cluster_std=np.linspace(1.0, 4.0, 8), random_state=0,
         )
         return X.astype(np.float32), y, None
+    if name in ("mnist-pca50", "fashion-pca50"):
+        from sklearn.decomposition import PCA
+
+        X, y, _ = load(name.removesuffix("-pca50"), mnist_path)
+        return PCA(50, random_state=0).fit_transform(X).astype(np.float32), y, None
     if name == "wine":
         X, y = datasets.load_wine(return_X_y=True)
         return X.astype(np.float32), y, None
@@ -142,6 +157,8 @@ def build(config: str, name: str, k: int, seed: int, image_shape):
         return AutoencoderKMeans(n_clusters=k, random_state=seed)
     if config == "network (architecture='mlp')":  # the defaults before issue 16
         return AutoencoderKMeans(n_clusters=k, architecture="mlp", random_state=seed)
+    if config == "no network (architecture='none')":
+        return AutoencoderKMeans(n_clusters=k, architecture="none", random_state=seed)
     if config == "best":
         return best(name, k, seed, image_shape)
     raise ValueError(f"unknown configuration {config!r}")
@@ -214,8 +231,10 @@ def table(results: list[dict]) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=DATASETS[:-1], choices=DATASETS)
-    parser.add_argument("--configs", nargs="+", default=CONFIGS, choices=CONFIGS)
+    parser.add_argument(
+        "--datasets", nargs="+", default=DATASETS[:-1], choices=DATASETS + EXTRA
+    )
+    parser.add_argument("--configs", nargs="+", default=CONFIGS[:4] + CONFIGS[5:], choices=CONFIGS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per fit")
     parser.add_argument("--mnist-path", default=str(DEFAULT_MNIST))

@@ -131,6 +131,16 @@ def test_transform_of_training_data_is_the_embedding(blobs5):
     np.testing.assert_array_equal(ne.transform(X[7:8]), E[7:8])
 
 
+@pytest.mark.parametrize("method", ["hnsw", "kdtree"])
+def test_fit_transform_is_fit_then_transform_with_approximate_search(blobs5, method):
+    """fit_transform skips the second search; transform finds the training rows exactly."""
+    pytest.importorskip("faiss" if method == "hnsw" else "scipy")
+    X = np.vstack([blobs5[0], blobs5[0][:20]])  # with copies
+    params = dict(neighbor_search=method, random_state=0)
+    E = NeighborEmbedding(**params).fit_transform(X)
+    np.testing.assert_array_equal(NeighborEmbedding(**params).fit(X).transform(X), E)
+
+
 def test_reproducible_and_seed_dependent(blobs5):
     X = blobs5[0]
     a = NeighborEmbedding(random_state=3).fit_transform(X)
@@ -147,6 +157,7 @@ def test_max_samples_fits_on_a_subsample(blobs5):
     assert len(np.unique(ne.fit_indices_)) == 150
     E = ne.transform(X)
     np.testing.assert_array_equal(E[ne.fit_indices_], ne.embedding_)
+    np.testing.assert_array_equal(ne.fit_transform(X), E)
     labels = KMeans(n_clusters=5, n_init=10, random_state=0).fit_predict(E)
     assert cluster_accuracy(y, labels) > 0.98
 

@@ -178,7 +178,8 @@ def optimize_layout(
 
     Each step takes ``batch_size`` edges, drawn in proportion to their weight
     (:func:`edge_batches`, ``O(batch_size)`` per step), and
-    ``negative_sample_rate`` random points per edge. The ends of each edge are
+    ``negative_sample_rate`` random points per edge (a run of consecutive slots
+    of a random ordering of the points, read in memory order). The ends of each edge are
     pulled together (the gradient of ``log(1 + a d^2b)``) and each edge's head
     and its random points are pushed apart (the gradient of
     ``-log(1 - 1 / (1 + a d^2b))``; both move, unlike in UMAP, where the
@@ -218,9 +219,22 @@ def optimize_layout(
     n, dim = layout.shape
     rows = torch.as_tensor(graph.row, dtype=torch.long, device=device)
     cols = torch.as_tensor(graph.col, dtype=torch.long, device=device)
-    Y = layout.clone()
     if n < 2 or rows.numel() == 0:
-        return Y
+        return layout.clone()
+    # The points are stored in a random order (``order``; ``rank`` maps a point to its
+    # slot), so that a run of consecutive slots is a uniform sample of points: each
+    # step's negatives are one such run, from a random start (wrapping around), read
+    # and written in memory order instead of at random. With every point's negatives
+    # random and independent of its edges, this is UMAP's uniform negative sampling.
+    # Measured on random graphs (15 neighbours, 10-D, two threads, 1,000 steps of
+    # 8,192 edges): 15.8 -> 11.2 ms per step at 1,000,000 nodes, 5.8 -> 4.5 ms at
+    # 70,000, the same ACC on digits, signals, wine, blobs and MNIST's PCA scores
+    # (benchmarks/results/large.md).
+    order = torch.randperm(n, generator=generator).to(device)
+    rank = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=device))
+    rows, cols = rank.index_select(0, rows), rank.index_select(0, cols)
+    Y = layout.index_select(0, order)
+    run = torch.arange(batch_size * negative_sample_rate, device=device)
     batches = edge_batches(graph.data, batch_size, generator)
     grad = torch.zeros_like(Y)
     offsets = torch.arange(dim, device=device)
@@ -238,8 +252,8 @@ def optimize_layout(
         head, tail = rows.index_select(0, edges), cols.index_select(0, edges)
         y_head = Y.index_select(0, head)
         pull = _pull(y_head - Y.index_select(0, tail), a, b)
-        negatives = torch.randint(n, (edges.shape[0] * negative_sample_rate,), generator=generator)
-        negatives = negatives.to(device)
+        start = torch.randint(n, (1,), generator=generator).to(device)
+        negatives = (start + run[: edges.shape[0] * negative_sample_rate]).remainder_(n)
         y_negative = Y.index_select(0, negatives).view(-1, negative_sample_rate, dim)
         push = _push(y_head[:, None, :] - y_negative, a, b)
         touched = torch.cat([head, tail, negatives])
@@ -254,7 +268,7 @@ def optimize_layout(
         grad.index_fill_(0, touched, 0.0)
         if progress is not None:
             progress.update(1)
-    return Y
+    return Y.index_select(0, rank)  # back in the points' order
 
 
 def near_distance(dist: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from .._device import resolve_device
 from .._precision import round_rows
@@ -344,6 +344,32 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.fit_indices_ = fit_indices
         self._index, self._node_embedding = index, node_embedding
         return self
+
+    def fit_transform(self, X, y=None):
+        """Fit to ``X`` and return its embedding (the same as ``fit(X).transform(X)``).
+
+        :meth:`transform` gives a training row its own embedding, so when the
+        graph was built on every row the result is ``embedding_`` itself,
+        without searching the rows' neighbours a second time (about a minute
+        of a million-row fit); rows left out by ``max_samples`` go through
+        :meth:`transform`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The embedding of ``X``.
+        """
+        self.fit(X)
+        if self.fit_indices_.shape[0] == _num_samples(X):  # every row is a training row
+            return self.embedding_.copy()
+        return self.transform(X)
 
     def transform(self, X):
         """Place ``X`` by interpolating the embedding of its nearest training samples.
