@@ -233,7 +233,7 @@ class AutoencoderKMeans(
     reducer : 'auto', transformer or None, default='auto'
         Second stage applied to the (standardized) codes before clustering.
         ``'auto'`` is a :class:`~skdeepcluster.NeighborEmbedding` with
-        ``min(n_clusters, latent_dim)`` components: the neighbour-graph
+        ``min(max(n_clusters, 10), latent_dim)`` components: the neighbour-graph
         layout of "N2D", implemented in torch, which lets k-means find
         clusters that are not round in the codes (MNIST: 0.93 accuracy
         instead of 0.69). ``'auto'`` means no reducer when ``refine`` asks

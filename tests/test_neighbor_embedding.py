@@ -324,7 +324,7 @@ def test_default_reducer_of_the_estimator(digits):
     params = dict(hidden_layer_sizes=(64,), latent_dim=8, epochs=30, random_state=0)
     model = AutoencoderKMeans(n_clusters=10, **params).fit(X)
     assert isinstance(model.reducer_, NeighborEmbedding)
-    assert model.reducer_.n_components == 8  # min(n_clusters, latent_dim)
+    assert model.reducer_.n_components == 8  # min(max(n_clusters, 10), latent_dim)
     assert "refine_loss" not in model.history_  # 'auto' refines only affine stages
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     assert model.transform(X).shape == (600, 8)

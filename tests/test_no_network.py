@@ -25,7 +25,7 @@ def test_auto_on_small_data_fits_no_network_and_clusters_the_input(blobs):
     assert isinstance(model.autoencoder_, IdentityAutoencoder)
     assert model.n_iter_ == 0 and model.history_["train_loss"] == []
     assert isinstance(model.reducer_, NeighborEmbedding)
-    assert model.transform(X).shape == (300, 3)
+    assert model.transform(X).shape == (300, 6)  # at least 10 dimensions, at most the 6 features
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     # The scaler sees the input features themselves (the codes are the input).
     np.testing.assert_allclose(model.scaler_.mean_, X.mean(axis=0), rtol=1e-5, atol=1e-5)

@@ -144,8 +144,11 @@ def test_make_reducer_sizes_the_auto_embedding_on_the_codes():
     p = resolve(est(n_clusters=5), 1_000)
     reducer = plan.make_reducer(p, est(n_clusters=5), n_codes=3)
     assert isinstance(reducer, NeighborEmbedding)
-    assert reducer.n_components == 3  # min(n_clusters, latent_dim)
-    assert plan.make_reducer(p, est(n_clusters=5), n_codes=10).n_components == 5
+    assert reducer.n_components == 3  # no more than the codes have
+    # at least AUTO_MIN_COMPONENTS (10) dimensions, more for more clusters
+    assert plan.make_reducer(p, est(n_clusters=5), n_codes=64).n_components == 10
+    p20 = resolve(est(n_clusters=20), 1_000)
+    assert plan.make_reducer(p20, est(n_clusters=20), n_codes=64).n_components == 20
     assert plan.make_reducer(p, est(n_clusters=5), n_codes=10) is not reducer  # fresh
     pca = PCA(n_components=2)
     assert plan.make_reducer(resolve(est(reducer=pca)), est(reducer=pca), 3) is pca
