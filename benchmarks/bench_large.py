@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_core import DEFAULT_MNIST
-from bench_scale import _status_kib  # peak and resident memory of this process
+from bench_scale import AnonymousPeak, _status_kib  # peak and resident memory
 
 DEFAULT_DIR = Path(os.environ.get("SKDEEPCLUSTER_BENCH_DATA", "/tmp/skdeepcluster-large"))
 N_FEATURES = 784
@@ -157,30 +157,6 @@ class StageTimer:
         self.wrap(est, "_refine", "refinement")
         self.wrap(ne.NeighborEmbedding, "transform", "NE transform")
         del embedding
-
-
-class AnonymousPeak:
-    """The peak ``RssAnon`` of this process while in the block, sampled every 50 ms.
-
-    ``VmHWM`` counts the pages of a memmap that the fit has read (the page cache,
-    which the kernel can drop); the anonymous memory is what the fit holds itself.
-    """
-
-    def __enter__(self):
-        import threading
-
-        self.peak_kib, self._done = _status_kib("RssAnon"), threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._done.wait(0.05):
-            self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join()
 
 
 def child(

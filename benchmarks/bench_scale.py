@@ -51,6 +51,28 @@ def _status_kib(field: str) -> int:
     raise KeyError(field)
 
 
+class AnonymousPeak:
+    """The peak ``RssAnon`` of this process while in the block, sampled every 50 ms.
+
+    ``VmHWM`` counts the pages of a memmap that the fit has read (the page cache,
+    which the kernel can drop); the anonymous memory is what the fit holds itself.
+    """
+
+    def __enter__(self):
+        self.peak_kib, self._done = _status_kib("RssAnon"), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._done.wait(0.05):
+            self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
 def write_memmap(path: Path, n_samples: int, seed: int = 0) -> float:
     """Blobs in [0, 1]^784 (10 centres) written to ``path`` in chunks; returns seconds."""
     import numpy as np
@@ -79,15 +101,6 @@ def memmap_child(path: str, n_samples: int, epochs: int) -> dict:
 
     X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_samples, N_FEATURES))
     baseline = _status_kib("VmRSS")
-    peak_anon = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.wait(0.05):
-            peak_anon[0] = max(peak_anon[0], _status_kib("RssAnon"))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     model = AutoencoderKMeans(
         n_clusters=N_CENTERS,
         hidden_layer_sizes=(256,),
@@ -97,15 +110,14 @@ def memmap_child(path: str, n_samples: int, epochs: int) -> dict:
         refine=None,
         random_state=0,
     )
-    start = time.perf_counter()
-    model.fit(X)
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    with AnonymousPeak() as anonymous:
+        start = time.perf_counter()
+        model.fit(X)
+        seconds = time.perf_counter() - start
     return {
         "baseline_mib": baseline / 1024,
         "peak_above_baseline_mib": (_status_kib("VmHWM") - baseline) / 1024,
-        "peak_anon_mib": peak_anon[0] / 1024,
+        "peak_anon_mib": anonymous.peak_kib / 1024,
         "fit_s": seconds,
         "n_iter": model.n_iter_,
         "clusterer": (
