@@ -4,8 +4,9 @@
 ``torch.multiprocessing`` (spawn start method), wraps a copy of the module in
 :class:`~torch.nn.parallel.DistributedDataParallel` in each of them and runs
 the ordinary :func:`~skdeepcluster.training.train_autoencoder` loop on a
-shard of the data. The processes meet on the loopback interface only
-(``tcp://127.0.0.1:<free port>``), so nothing is exposed to the network.
+shard of the data. The processes meet through a file store in a temporary
+directory and talk on the loopback interface only, so nothing is exposed to
+the network.
 
 The worker is a module-level function of this module, so that the spawned
 processes can import it: callers need no ``if __name__ == '__main__'`` guard,
@@ -22,7 +23,6 @@ import inspect
 import math
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import types
@@ -118,13 +118,6 @@ def resolve_devices(device: Sequence[str | torch.device]) -> list[torch.device]:
     return devices
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now (chosen by the OS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _loopback_interface() -> str | None:
     """Name of the loopback network interface, for gloo (``None`` if unknown)."""
     if sys.platform.startswith("linux"):
@@ -169,10 +162,7 @@ def _worker(rank: int, config: dict[str, Any]) -> None:
             partial = os.path.join(config["workdir"], "result.pt.partial")
             torch.save({"state_dict": state, "history": history}, partial)
             os.replace(partial, os.path.join(config["workdir"], "result.pt"))
-        # Leave together: a rank that tore its gloo group down while rank 0 was still
-        # saving sometimes died with SIGABRT ("terminate called without an active
-        # exception"; 2 of 4 full test runs on a busy two-core machine).
-        dist.barrier()
+        dist.barrier()  # leave together: no rank tears the group down under another
     finally:
         dist.destroy_process_group()
 
@@ -347,8 +337,8 @@ def train_autoencoder_distributed(
     -----
     The children are started with the ``'spawn'`` method (a fresh Python
     interpreter each; CUDA cannot be forked), so starting them costs a few
-    seconds. They rendezvous on ``tcp://127.0.0.1:<port>`` with a port that
-    the operating system reports free, and gloo is bound to the loopback
+    seconds. They rendezvous through a file store in a temporary directory
+    (no port is reserved in advance), and gloo is bound to the loopback
     interface. CPU ranks split the parent's intra-op threads between them.
     The data travel to the children through a temporary directory (a memory
     map of ``X``), which is removed afterwards, as are the children.
@@ -417,7 +407,13 @@ def _run_workers(module: nn.Module, X: np.ndarray, X_val, config: dict[str, Any]
         np.save(os.path.join(workdir, "X.npy"), X)
         if X_val is not None:
             np.save(os.path.join(workdir, "X_val.npy"), np.asarray(X_val, dtype=np.float32))
-        config = dict(config, workdir=workdir, init_method=f"tcp://127.0.0.1:{_free_port()}")
+        # The ranks meet through a file store in the working directory, not a TCP port
+        # picked in advance: a port found free here could be taken by another process
+        # (a Dask cluster of a parallel test run) before rank 0 bound it, and rank 1
+        # then talked to that process and died with SIGABRT ("terminate called without
+        # an active exception"), in 3 of 7 full test runs on a two-core machine.
+        store = os.path.join(workdir, "rendezvous")
+        config = dict(config, workdir=workdir, init_method=f"file://{store}")
         with _main_module_hidden(module):
             context = mp.start_processes(
                 _worker, args=(config,), nprocs=world_size, join=False, start_method="spawn"
