@@ -2,6 +2,7 @@
 
 from ._estimator import AutoencoderKMeans
 from ._networks import ConvAutoencoder, IdentityAutoencoder, MLPAutoencoder
+from ._projection import ProjectedAutoencoder
 from .embedding import NeighborEmbedding
 
 __version__ = "0.1.0.dev0"
@@ -12,5 +13,6 @@ __all__ = [
     "IdentityAutoencoder",
     "MLPAutoencoder",
     "NeighborEmbedding",
+    "ProjectedAutoencoder",
     "__version__",
 ]

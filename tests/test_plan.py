@@ -13,7 +13,7 @@ from skdeepcluster import _plan as plan
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss, RefinementStrategy
 from skdeepcluster.training import EarlyStopping
 
-STREAM_FIELDS = ("init", "batches", "augment", "split", "cluster", "refine")
+STREAM_FIELDS = ("init", "batches", "augment", "split", "cluster", "refine", "projection")
 
 
 def est(**params):
@@ -108,6 +108,35 @@ def test_auto_architecture_other_cases():
     assert resolve(est(module=torch.nn.Identity()), 100).architecture == "module"
     assert resolve(est(architecture="none"), 10**6).architecture == "none"
     assert resolve(est(architecture="none", reducer=None), 100).refine is None
+
+
+# --------------------------------------------------------------- input_pca
+def test_auto_input_pca_projects_wide_inputs_for_an_mlp_or_no_network():
+    wide = plan.AUTO_NETWORK_MIN_FEATURES
+    assert plan.AUTO_INPUT_COMPONENTS == 50
+    assert resolve(est(), 10_000, n_features=wide).input_components == 50
+    assert resolve(est(architecture="none"), 10_000, n_features=784).input_components == 50
+    assert resolve(est(), 30, n_features=784).input_components == 30  # at most n_samples
+    assert resolve(est(), 10_000, n_features=wide - 1).input_components == 0
+    assert resolve(est(), 10_000, n_features=784, partial=True).input_components == 0
+    assert resolve(est(image_shape=(1, 28, 28)), 100, n_features=784).input_components == 0
+    assert resolve(est(module=torch.nn.Identity()), 100, n_features=784).input_components == 0
+    sigmoid = est(output_activation="sigmoid")
+    assert resolve(sigmoid, 100, n_features=784).input_components == 0
+    assert resolve(est(input_pca=None), 10_000, n_features=784).input_components == 0
+
+
+def test_explicit_input_pca_is_honoured_or_refused_with_the_reason():
+    assert resolve(est(input_pca=3), 100).input_components == 3  # below 256 features too
+    assert resolve(est(input_pca=3), 100, partial=True).input_components == 3
+    with pytest.raises(ValueError, match="at most min"):
+        resolve(est(input_pca=9), 100)  # 8 features
+    with pytest.raises(ValueError, match="'conv' network"):
+        resolve(est(input_pca=3, image_shape=(1, 2, 4)), 100)
+    with pytest.raises(ValueError, match="'module' network"):
+        resolve(est(input_pca=3, module=torch.nn.Identity()), 100)
+    with pytest.raises(ValueError, match="output_activation='sigmoid'"):
+        resolve(est(input_pca=3, output_activation="sigmoid"), 100)
 
 
 # ----------------------------------------------------------------- reducer
@@ -277,7 +306,7 @@ def test_fit_seeds_are_deterministic_and_distinct():
     assert a == b
     values = dataclasses.astuple(a)
     assert tuple(f.name for f in dataclasses.fields(a)) == STREAM_FIELDS
-    assert len(set(values)) == 6  # six independent streams
+    assert len(set(values)) == 7  # seven independent streams
     assert all(isinstance(v, int) and 0 <= v < 2**32 for v in values)
     assert plan.fit_seeds(1) != a
     assert plan.fit_seeds(2**40 + 7) == plan.fit_seeds(2**40 + 7)  # large entropy too
@@ -289,7 +318,7 @@ def test_partial_fit_seeds_differ_per_call_and_from_fit():
     assert len(set(calls)) == 5
     assert plan.fit_seeds(0) not in calls
     for seeds in calls:
-        assert len(set(dataclasses.astuple(seeds))) == 6
+        assert len(set(dataclasses.astuple(seeds))) == 7
     assert plan.partial_fit_seeds(1, 0) != calls[0]
     # no stream of one call reappears as a stream of another call or of fit
     streams = [v for s in [plan.fit_seeds(0), *calls] for v in dataclasses.astuple(s)]
