@@ -133,7 +133,7 @@ def best(name: str, k: int, seed: int, image_shape):
     if name in ("mnist", "fashion"):  # README: "best on images (MNIST)"
         return AutoencoderKMeans(
             n_clusters=k, architecture="mlp", image_shape=image_shape, augment=0.1, epochs=55,
-            reducer=NeighborEmbedding(n_components=2), random_state=seed,
+            input_pca=None, reducer=NeighborEmbedding(n_components=2), random_state=seed,
         )
     return None
 

@@ -631,6 +631,9 @@ class AutoencoderKMeans(
         embedding, so that cluster ``k`` stays cluster ``k`` from call to
         call; otherwise it starts afresh and cluster ids may change. After a
         ``fit``, ``partial_fit`` continues training the fitted network.
+        ``input_pca='auto'`` projects nothing here (one chunk need not
+        represent the data); an integer ``input_pca`` fits the principal
+        components on the first chunk and keeps them.
 
         Parameters
         ----------
