@@ -17,6 +17,8 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
+from ._data import release_pages
+
 #: Rows the basis is fitted on at most: the covariance of 784 features is well
 #: estimated from 20,000 rows (Fashion-MNIST's 70,000: 50 components fitted on
 #: 20,000 sampled rows keep 0.8622 of the variance of all rows, fitted on all of
@@ -60,8 +62,7 @@ class ProjectedAutoencoder(nn.Module):
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from skdeepcluster import MLPAutoencoder
-    >>> from skdeepcluster import ProjectedAutoencoder
+    >>> from skdeepcluster import MLPAutoencoder, ProjectedAutoencoder
     >>> from skdeepcluster._projection import fit_projection
     >>> X = np.random.default_rng(0).normal(size=(100, 20)).astype(np.float32)
     >>> mean, components = fit_projection(X, 5, seed=0)
@@ -105,22 +106,26 @@ class ProjectedAutoencoder(nn.Module):
 def sample_rows(X, max_rows: int, seed: int) -> np.ndarray:
     """At most ``max_rows`` rows of ``X`` (an array or a memmap), drawn without replacement.
 
-    The rows are read in increasing order, so a memmap is read front to back.
+    The rows are read in increasing order, so a memmap is read front to back,
+    and its pages are released afterwards (``_data.release_pages``).
     """
     n_samples = X.shape[0]
     if n_samples <= max_rows:
-        return np.asarray(X, dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n_samples, size=max_rows, replace=False))
-    return np.asarray(X[rows], dtype=np.float32)
+        sample = np.asarray(X, dtype=np.float32)
+    else:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(n_samples, size=max_rows, replace=False))
+        sample = np.asarray(X[rows], dtype=np.float32)
+    release_pages(X)  # as the streamed blocks do: the pages read need not stay resident
+    return sample
 
 
 def fit_projection(X, n_components: int, *, seed: int, max_rows: int | None = None):
     """The mean and the first ``n_components`` principal axes of ``X``.
 
     Fitted on at most ``max_rows`` (default ``MAX_FIT_ROWS``) rows sampled
-    with ``seed``; returns
-    float32 arrays of shapes ``(n_features,)`` and ``(n_components, n_features)``.
+    with ``seed``; returns float32 arrays of shapes ``(n_features,)`` and
+    ``(n_components, n_features)``.
     """
     sample = sample_rows(X, MAX_FIT_ROWS if max_rows is None else max_rows, seed)
     pca = PCA(n_components=n_components, random_state=seed).fit(sample)
