@@ -449,20 +449,42 @@ def test_choose_method_by_size_dimension_and_device(monkeypatch):
     import skdeepcluster.embedding._neighbors as neighbors
 
     pytest.importorskip("faiss")
+    pytest.importorskip("pynndescent")
     assert choose_method(20_000, 10, CPU) == "exact"
     assert choose_method(20_001, 10, CPU) == "hnsw"
-    assert choose_method(10_000_000, 784, CPU) == "hnsw"
+    assert choose_method(299_999, 784, CPU) == "hnsw"
+    assert choose_method(300_000, 10, CPU) == "nndescent"
+    assert choose_method(10_000_000, 784, CPU) == "nndescent"
     assert choose_method(10_000_000, 10, torch.device("cuda")) == "exact"
     monkeypatch.setattr(neighbors, "EXACT_MAX_SAMPLES", 10)
     X = np.random.default_rng(0).normal(size=(30, 4))
     ne = NeighborEmbedding(n_components=2, n_epochs=1, random_state=0).fit(X)
     assert ne._index.method == "hnsw"
+    # Without pynndescent, HNSW at every size.
+    monkeypatch.setattr(neighbors, "_importable", lambda name: name == "faiss")
+    assert choose_method(10_000_000, 10, CPU) == "hnsw"
     # Without faiss: scipy's KD-tree in low dimension, pynndescent (or exact) beyond.
     monkeypatch.setattr(neighbors, "_importable", lambda name: name == "pynndescent")
     assert choose_method(20_001, 32, CPU) == "kdtree"
     assert choose_method(20_001, 33, CPU) == "nndescent"
     monkeypatch.setattr(neighbors, "_importable", lambda name: False)
     assert choose_method(20_001, 784, CPU) == "exact"
+
+
+def test_nndescent_graph_is_reproducible_and_its_queries_go_to_hnsw():
+    pytest.importorskip("faiss")
+    pytest.importorskip("pynndescent")
+    X, _ = make_blobs(n_samples=1_500, centers=6, n_features=5, random_state=1)
+    X = X.astype(np.float32)
+    first = NeighborIndex(X, "nndescent", random_state=3).graph(8, CPU)
+    again = NeighborIndex(X, "nndescent", random_state=3)
+    torch.testing.assert_close(again.graph(8, CPU), first, rtol=0, atol=0)
+    # The graph's search structure is not kept; queries build faiss's HNSW index,
+    # whose answers depend on each query alone.
+    assert again._tree is None
+    queries = X[:40] + np.float32(0.01)
+    hnsw = NeighborIndex(X, "hnsw", random_state=3).query(queries, 5, CPU)
+    torch.testing.assert_close(again.query(queries, 5, CPU), hnsw, rtol=0, atol=0)
 
 
 def test_large_neighbor_search_gives_the_same_embedding_as_exact(blobs5):

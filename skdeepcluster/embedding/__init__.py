@@ -11,8 +11,8 @@ The pieces are small functions over tensors, one concern per private module,
 run on any torch device:
 
 * ``_neighbors``: k-NN search, exact in blocks on any device
-  (:func:`knn_search`), or by scipy's KD-tree or pynndescent on the CPU for
-  large data (:class:`NeighborIndex`);
+  (:func:`knn_search`), or by faiss's HNSW graph, pynndescent's NN-descent or
+  scipy's KD-tree on the CPU for large data (:class:`NeighborIndex`);
 * ``_graph``: the per-point bandwidths and the symmetric fuzzy graph
   (:func:`fuzzy_neighbor_graph`);
 * ``_layout``: the similarity curve (:func:`layout_curve_params`), the

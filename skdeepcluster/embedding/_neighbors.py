@@ -122,6 +122,14 @@ EXACT_MAX_SAMPLES = 20_000
 #: ``O(n log n)``; beyond, its pruning fails and approximate search is faster.
 KDTREE_MAX_FEATURES = 32
 
+#: From this many rows on, the graph is pynndescent's NN-descent (one thread): faiss's
+#: single-threaded HNSW build grows faster than ``n log n`` (9 s at 150,000 rows, 17 s at
+#: 250,000, 50 s at 500,000, 99 s at 1,000,000 with the search, on the 10-D PCA of the
+#: deformed digits), while NN-descent took 21, 23, 29 and 43 s, of which about 18 s are
+#: numba's start (benchmarks/results/large.md, "k-NN search"). They cost the same near
+#: 300,000 rows.
+NNDESCENT_MIN_SAMPLES = 300_000
+
 
 def choose_method(n_samples: int, n_features: int, device: torch.device) -> str:
     """The search ``method='auto'`` stands for, by size, dimension and device.
@@ -138,12 +146,15 @@ def choose_method(n_samples: int, n_features: int, device: torch.device) -> str:
     {'exact', 'hnsw', 'kdtree', 'nndescent'}
         ``'exact'`` on a GPU (a matrix product per block of queries) and for
         small data; else ``'hnsw'`` (faiss, approximate, about
-        ``O(n log n)``); where faiss is not installed, ``'kdtree'`` (scipy's,
-        exact) in low dimension and ``'nndescent'`` (pynndescent) in high
-        dimension when it is installed, the exact search otherwise.
+        ``O(n log n)``), and ``'nndescent'`` (pynndescent) from
+        ``NNDESCENT_MIN_SAMPLES`` rows on. Where faiss is not installed,
+        ``'kdtree'`` (scipy's, exact) in low dimension and ``'nndescent'`` in
+        high dimension; the exact search where neither library is.
     """
     if device.type != "cpu" or n_samples <= EXACT_MAX_SAMPLES:
         return "exact"
+    if n_samples >= NNDESCENT_MIN_SAMPLES and _importable("pynndescent"):
+        return "nndescent"
     if _importable("faiss"):
         return "hnsw"
     if n_features <= KDTREE_MAX_FEATURES:
@@ -172,8 +183,12 @@ class NeighborIndex:
         the graph, and so a fit, is reproducible; searched on all of torch's
         threads). ``'kdtree'``:
         :class:`scipy.spatial.cKDTree` (exact; float64 distances).
-        ``'nndescent'``: :class:`pynndescent.NNDescent` (approximate;
-        ``pip install pynndescent``).
+        ``'nndescent'``: :class:`pynndescent.NNDescent` for the graph
+        (approximate; on one thread, so that the graph does not depend on the
+        number of threads); queries then go to faiss's HNSW index, built on
+        the first query, since pynndescent's search draws its random starts
+        from one state shared by the whole batch (pynndescent's own search
+        where faiss is not installed).
     random_state : int, default=0
         Seed of the approximate search.
 
@@ -194,12 +209,10 @@ class NeighborIndex:
     def graph(self, n_neighbors: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's ``n_neighbors`` nearest other rows: ``(dist, index)`` on ``device``."""
         if self.method == "nndescent":
-            from pynndescent import NNDescent
-
-            self._tree = NNDescent(
-                self.data, n_neighbors=n_neighbors + 1, random_state=self.random_state
-            )
-            index, dist = self._tree.neighbor_graph
+            tree = self._nndescent(n_neighbors + 1)
+            if not _importable("faiss"):
+                self._tree = tree  # searched by pynndescent too
+            index, dist = tree.neighbor_graph
             return _tensors(*_without_self(dist, index, n_neighbors), device)
         if self.method == "kdtree":
             dist, index = self._kdtree().query(self.data, n_neighbors + 1, workers=-1)
@@ -229,14 +242,14 @@ class NeighborIndex:
         return dist, index
 
     def _search(self, queries, n_neighbors, device):
-        if self.method == "nndescent":
+        if self.method == "nndescent" and not _importable("faiss"):
             if self._tree is None:
-                self.graph(min(15, self.data.shape[0] - 1), device)
+                self._tree = self._nndescent(min(16, self.data.shape[0]))
             index, dist = self._tree.query(queries, k=n_neighbors)
+        elif self.method in ("hnsw", "nndescent"):
+            dist, index = self._hnsw_search(queries, n_neighbors)
         elif self.method == "kdtree":
             dist, index = self._kdtree().query(queries, n_neighbors, workers=-1)
-        elif self.method == "hnsw":
-            dist, index = self._hnsw_search(queries, n_neighbors)
         else:
             data = torch.as_tensor(self.data, device=device)
             return knn_search(torch.as_tensor(queries, device=device), data, n_neighbors)
@@ -257,6 +270,14 @@ class NeighborIndex:
         faiss.omp_set_num_threads(torch.get_num_threads())  # each query on its own
         d2, index = self._tree.search(np.ascontiguousarray(queries, dtype=np.float32), n_neighbors)
         return np.sqrt(np.maximum(d2, 0.0)), index
+
+    def _nndescent(self, n_neighbors: int):
+        """pynndescent's NN-descent graph of the rows, on one thread (reproducible)."""
+        from pynndescent import NNDescent
+
+        return NNDescent(
+            self.data, n_neighbors=n_neighbors, random_state=self.random_state, n_jobs=1
+        )
 
     def _kdtree(self):
         if self._tree is None:
