@@ -126,8 +126,8 @@ KDTREE_MAX_FEATURES = 32
 #: single-threaded HNSW build grows faster than ``n log n`` (9 s at 150,000 rows, 17 s at
 #: 250,000, 50 s at 500,000, 99 s at 1,000,000 with the search, on the 10-D PCA of the
 #: deformed digits), while NN-descent took 21, 23, 29 and 43 s, of which about 18 s are
-#: numba's start (benchmarks/results/large.md, "k-NN search"). They cost the same near
-#: 300,000 rows.
+#: numba's start (benchmarks/results/large.md, "NN-descent for the graph"). They cost
+#: the same near 300,000 rows.
 NNDESCENT_MIN_SAMPLES = 300_000
 
 
