@@ -57,8 +57,10 @@ def knn_search(
     sq_data = (data * data).sum(1)
     dist = torch.empty((n_queries, n_neighbors), dtype=data.dtype, device=data.device)
     index = torch.empty((n_queries, n_neighbors), dtype=torch.long, device=data.device)
-    # Bounds both the (block, n_data) distances and the (block, k, n_features) differences.
-    block = max(64, _KNN_BLOCK_ENTRIES // max(data.shape[0], n_candidates * data.shape[1], 1))
+    # Bounds both the (block, n_data) distances and the (block, k, n_features) float64
+    # differences of _exact_nearest (twice the bytes of a float32 entry).
+    widest = max(data.shape[0], 2 * n_candidates * data.shape[1], 1)
+    block = max(64, _KNN_BLOCK_ENTRIES // widest)
     for start in range(0, n_queries, block):
         q = queries[start : start + block]
         d2 = (q * q).sum(1, keepdim=True) - 2.0 * (q @ data.T) + sq_data
@@ -101,9 +103,16 @@ def _exact_nearest(
         The candidates in that order (equal distances: lower index first).
     """
     candidates = torch.sort(candidates, dim=1).values
-    exact = ((q[:, None, :] - data[candidates]) ** 2).sum(-1)
+    # In float64, rounded once at the end. torch's float32 sqrt on the CPU with two
+    # threads was wrong by up to 5e-4 (on values near 1) for the first thread's rows
+    # in about one process in five, and its float32 sums differed in the last bit
+    # between processes; those distances gave another fuzzy graph and another layout
+    # (the 3,000 signals of bench_suite.py: ACC 0.836 / 0.840 / 0.838 over three runs
+    # of one seed). In float64 every process gave the same distances.
+    wide = q.double()[:, None, :] - data.double()[candidates]
+    exact = (wide * wide).sum(-1)
     exact, order = torch.sort(exact, dim=1, stable=True)
-    return exact.sqrt(), candidates.gather(1, order)
+    return exact.sqrt().to(q.dtype), candidates.gather(1, order)
 
 
 #: The methods of :class:`NeighborIndex` (``'auto'`` picks one, see ``choose_method``).
