@@ -70,8 +70,10 @@ NETWORK_PARAMS = (
 #: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
 STREAM_BYTES = 2**30
 
-#: Built-in clusterers that refinement can work with (they define the centres).
-KMEANS_CLUSTERERS = ("kmeans", "minibatch_kmeans")
+#: Built-in clusterers that refinement can work with (they define the centres):
+#: ``'auto'`` is k-means wherever refinement can run (an affine second stage has
+#: no neighbour graph to find communities in).
+KMEANS_CLUSTERERS = ("auto", "kmeans", "minibatch_kmeans")
 
 #: The strategies that ``refine='kmeans' | 'dec' | 'idec'`` stand for.
 REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
@@ -79,7 +81,9 @@ REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
 #: The random streams of a fit, each spawned from one ``SeedSequence``.
 #: A new stream goes last: ``spawn`` gives the first children the same seeds whatever
 #: their number, so adding one leaves the others (and earlier results) unchanged.
-_STREAMS = ("init", "batches", "augment", "split", "cluster", "refine", "projection")
+_STREAMS = (
+    "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities"
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ class Seeds:
     ``batches`` the batch order and input noise, ``augment`` the image
     augmentation, ``split`` the validation split, ``cluster`` the second
     stage and the clusterer, ``refine`` the refinement's batches and dropout,
-    ``projection`` the rows that the input's principal components are fitted on.
+    ``projection`` the rows that the input's principal components are fitted on,
+    ``communities`` the k-means runs behind the neighbour graph's communities.
     """
 
     init: int
@@ -100,6 +105,7 @@ class Seeds:
     cluster: int
     refine: int
     projection: int
+    communities: int
 
     @classmethod
     def from_sequence(cls, sequence: np.random.SeedSequence) -> Seeds:
@@ -140,7 +146,7 @@ class FitPlan:
     input_components: int  # principal components in front of the network; 0: none
     epochs: int
     reducer: object  # 'auto' (a NeighborEmbedding sized on the codes), an estimator, or None
-    clusterer: object  # 'kmeans', 'minibatch_kmeans', 'gmm' or an estimator
+    clusterer: object  # 'auto', 'graph', 'kmeans', 'minibatch_kmeans', 'gmm' or an estimator
     refine: object  # a RefinementStrategy or None
     seeds: Seeds
 
@@ -169,7 +175,7 @@ def resolve_plan(
         input_components=resolve_input_pca(est, shape, architecture, partial=partial),
         epochs=epochs,
         reducer=reducer,
-        clusterer=resolve_clusterer(est, n_samples),
+        clusterer=resolve_clusterer(est, n_samples, reducer),
         refine=refine,
         seeds=seeds,
     )
@@ -312,17 +318,40 @@ def n_epochs(est, n_samples: int) -> int:
     return max(1, min(epochs, AUTO_MAX_ROWS // n_samples))
 
 
-def resolve_clusterer(est, n_samples: int):
-    """``'kmeans'`` runs as mini-batch k-means from ``MINIBATCH_MIN_SAMPLES`` rows on.
+def resolve_clusterer(est, n_samples: int, reducer):
+    """The clusterer of the plan: ``'auto'`` and ``'kmeans'`` resolved by the second stage and size.
 
-    Full k-means holds all distances of each Lloyd step; mini-batch k-means
-    with large batches (4,096 rows) gives centres close to it at a fraction
-    of the time on large data.
+    ``'kmeans'`` runs as mini-batch k-means from ``MINIBATCH_MIN_SAMPLES``
+    rows on: full k-means holds all distances of each Lloyd step;
+    mini-batch k-means with large batches (4,096 rows) gives centres close
+    to it at a fraction of the time on large data. ``'auto'`` stays
+    ``'auto'`` (k-means, or the neighbour graph's communities where they fit
+    the graph better, see :mod:`skdeepcluster._communities`) when the second
+    stage is a neighbour embedding, and is k-means otherwise.
     """
-    if isinstance(est.clusterer, str) and est.clusterer == "kmeans":
-        if n_samples >= _clustering.MINIBATCH_MIN_SAMPLES:
-            return "minibatch_kmeans"
-    return est.clusterer
+    clusterer = est.clusterer
+    if isinstance(clusterer, str) and clusterer == "graph" and not _has_graph(reducer):
+        raise ValueError(
+            "clusterer='graph' finds communities in the neighbour graph of "
+            "reducer='auto' or a NeighborEmbedding; there is none here (reducer="
+            f"{'None in partial_fit' if _is_auto(est.reducer) else repr(est.reducer)}). "
+            "Use clusterer='auto' or 'kmeans'."
+        )
+    if _is_auto(clusterer) and not _has_graph(reducer):
+        clusterer = "kmeans"
+    if isinstance(clusterer, str) and clusterer == "kmeans":
+        return kmeans_kind(n_samples)
+    return clusterer
+
+
+def kmeans_kind(n_samples: int) -> str:
+    """``'minibatch_kmeans'`` from ``MINIBATCH_MIN_SAMPLES`` rows on, else ``'kmeans'``."""
+    return "minibatch_kmeans" if n_samples >= _clustering.MINIBATCH_MIN_SAMPLES else "kmeans"
+
+
+def _has_graph(reducer) -> bool:
+    """Whether the (unfitted) reducer of the plan is a neighbour embedding, with a graph."""
+    return _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
 
 
 def _is_auto(value) -> bool:

@@ -408,7 +408,11 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False,
     else:
         reducer = None if reducer_kind == "none" else "auto"
     gmm = ["gmm"] if n_samples >= 2 or single_sample_gmm else []
-    clusterer = draw(st.sampled_from(["kmeans", "kmeans", "minibatch_kmeans", *gmm]))
+    # 'graph' needs the neighbour graph: a neighbour-embedding reducer, in fit.
+    graph = ["graph"] if reducer_kind in ("ne", "auto") and not partial else []
+    clusterer = draw(
+        st.sampled_from(["auto", "kmeans", "kmeans", "minibatch_kmeans", *gmm, *graph])
+    )
     refine_kind = "none_or_auto"
     if clusterer != "gmm" and reducer_kind in ("none", "pca") and not partial:
         refine_kind = draw(st.sampled_from(["none_or_auto", "kmeans", "dec", "idec"]))

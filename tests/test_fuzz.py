@@ -105,6 +105,13 @@ KNOWN_WARNINGS = [
         "PCA of one sample or of constant codes: explained_variance(_ratio)_ is 0/0 = NaN; "
         "the projection itself stays finite",
     ),
+    (
+        UserWarning,
+        "clusterer='graph' found no",
+        r"skdeepcluster[/\\]_estimator\.py$",
+        "too few samples for more small clusters than communities: k-means is used, "
+        "as the warning says",
+    ),
 ]
 
 

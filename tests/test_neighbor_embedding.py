@@ -578,6 +578,27 @@ def clone_with(ne, **params):
     return twin.set_params(**params)
 
 
+# ------------------------------------------------------------------ graph_
+def test_graph_is_the_symmetric_fuzzy_graph_of_the_rows():
+    X, _ = make_blobs(200, centers=3, n_features=5, random_state=0)
+    X[1] = X[0]  # a copy shares its row's node
+    ne = NeighborEmbedding(n_components=2, n_neighbors=10, random_state=0).fit(X)
+    graph = ne.graph_
+    assert graph.shape == (200, 200) and graph.dtype == np.float32
+    assert abs(graph - graph.T).max() == 0
+    assert graph.diagonal().max() == 0
+    assert graph.data.min() > 0 and graph.data.max() <= 1
+    assert graph[0, 1] == 0  # no edge between copies
+    np.testing.assert_array_equal(graph[0].toarray(), graph[1].toarray())
+    assert (graph[2] > 0).sum() >= 10  # at least its own neighbours
+
+
+def test_graph_covers_the_fitted_rows_only():
+    X, _ = make_blobs(120, centers=3, n_features=4, random_state=0)
+    ne = NeighborEmbedding(n_components=2, max_samples=50, random_state=0).fit(X)
+    assert ne.graph_.shape == (50, 50)
+
+
 def test_exact_search_distances_are_correctly_rounded():
     # torch's float32 sqrt (CPU, two threads) was wrong by up to 5e-4 in some
     # processes; the distances are now the float64 ones, rounded once.

@@ -13,7 +13,9 @@ from skdeepcluster import _plan as plan
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss, RefinementStrategy
 from skdeepcluster.training import EarlyStopping
 
-STREAM_FIELDS = ("init", "batches", "augment", "split", "cluster", "refine", "projection")
+STREAM_FIELDS = (
+    "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities"
+)
 
 
 def est(**params):
@@ -258,7 +260,38 @@ def test_explicit_refine_with_a_non_affine_reducer_is_not_planned():
 
 
 def test_kmeans_clusterers_constant():
-    assert set(plan.KMEANS_CLUSTERERS) == {"kmeans", "minibatch_kmeans"}
+    # 'auto' is k-means wherever refinement can run (an affine second stage).
+    assert set(plan.KMEANS_CLUSTERERS) == {"auto", "kmeans", "minibatch_kmeans"}
+
+
+# ------------------------------------------------------------- clusterer
+@pytest.mark.parametrize("reducer", ["auto", NeighborEmbedding(n_components=2)])
+def test_auto_clusterer_stays_auto_with_a_neighbour_graph(reducer):
+    assert resolve(est(reducer=reducer)).clusterer == "auto"
+    assert resolve(est(reducer=reducer), 1_000_000).clusterer == "auto"
+    assert resolve(est(reducer=reducer, clusterer="graph")).clusterer == "graph"
+
+
+@pytest.mark.parametrize(
+    "params", [dict(reducer=None), dict(reducer=PCA(2)), dict(refine="idec")]
+)
+def test_auto_clusterer_is_kmeans_without_a_neighbour_graph(params):
+    assert resolve(est(**params)).clusterer == "kmeans"
+    assert resolve(est(**params), 1_000_000).clusterer == "minibatch_kmeans"
+    assert resolve(est(), partial=True).clusterer == "kmeans"  # no reducer in partial_fit
+
+
+@pytest.mark.parametrize(
+    "params, partial, match",
+    [
+        (dict(reducer=None), False, "reducer=None"),
+        (dict(reducer=PCA(2)), False, "PCA"),
+        (dict(), True, "None in partial_fit"),
+    ],
+)
+def test_graph_clusterer_needs_a_neighbour_graph(params, partial, match):
+    with pytest.raises(ValueError, match=match):
+        resolve(est(clusterer="graph", **params), partial=partial)
 
 
 # ------------------------------------------------------------ plan object
@@ -306,7 +339,7 @@ def test_fit_seeds_are_deterministic_and_distinct():
     assert a == b
     values = dataclasses.astuple(a)
     assert tuple(f.name for f in dataclasses.fields(a)) == STREAM_FIELDS
-    assert len(set(values)) == 7  # seven independent streams
+    assert len(set(values)) == 8  # eight independent streams
     assert all(isinstance(v, int) and 0 <= v < 2**32 for v in values)
     assert plan.fit_seeds(1) != a
     assert plan.fit_seeds(2**40 + 7) == plan.fit_seeds(2**40 + 7)  # large entropy too
@@ -318,7 +351,7 @@ def test_partial_fit_seeds_differ_per_call_and_from_fit():
     assert len(set(calls)) == 5
     assert plan.fit_seeds(0) not in calls
     for seeds in calls:
-        assert len(set(dataclasses.astuple(seeds))) == 7
+        assert len(set(dataclasses.astuple(seeds))) == 8
     assert plan.partial_fit_seeds(1, 0) != calls[0]
     # no stream of one call reappears as a stream of another call or of fit
     streams = [v for s in [plan.fit_seeds(0), *calls] for v in dataclasses.astuple(s)]

@@ -130,6 +130,14 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Embedding of the samples the graph was built on; identical samples
         have identical rows.
 
+    graph_ : scipy.sparse.csr_matrix of shape (n_fit_samples, n_fit_samples)
+        The symmetric fuzzy k-nearest-neighbour graph of those samples (float32
+        weights in (0, 1], no self-loops), as umap-learn's ``graph_``: the
+        graph the layout was optimised on, in which ``clusterer='graph'`` of
+        :class:`~skdeepcluster.AutoencoderKMeans` finds its communities. The
+        copies of a row share that row's node, so they have its edges and none
+        between them.
+
     fit_indices_ : ndarray of shape (n_fit_samples,)
         Rows of the training ``X`` the graph was built on (all of them unless
         ``max_samples`` was exceeded).
@@ -270,9 +278,11 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
         Returns
         -------
-        torch.Tensor of shape (n_nodes, n_components)
+        layout : torch.Tensor of shape (n_nodes, n_components)
             The layout (float32). With a single node there is no graph and it
             keeps its initial position.
+        graph : scipy.sparse.coo_matrix of shape (n_nodes, n_nodes)
+            The symmetric fuzzy k-NN graph the layout was optimised on.
         """
         n = index.data.shape[0]
         k = min(self.n_neighbors, n - 1)
@@ -287,7 +297,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         layout = _initial_layout(nodes, self.n_components, self.init, generator)
         batch_size, n_steps = self._schedule(graph.nnz)
         with stage_bar("layout", n_steps, self.verbose) as bar:
-            return optimize_layout(
+            layout = optimize_layout(
                 layout,
                 graph,
                 n_steps=n_steps,
@@ -299,6 +309,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 generator=generator,
                 progress=bar,
             )
+        return layout, graph
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -338,11 +349,12 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if method == "auto":
             method = choose_method(nodes.shape[0], nodes.shape[1], device)
         index = NeighborIndex(nodes, method, random_state=seed)
-        layout = self._layout_nodes(index, device, generator)
+        layout, graph = self._layout_nodes(index, device, generator)
         node_embedding = layout.cpu().numpy().astype(np.float64)
         if not np.all(np.isfinite(node_embedding)):  # pragma: no cover - guarded by the clip
             raise ValueError("The neighbour-embedding layout diverged (non-finite values).")
         self.embedding_ = node_embedding[inverse]
+        self.graph_ = _rows_graph(graph, inverse)
         self._transform_seed = int(rng.randint(np.iinfo(np.int32).max))
         self.fit_indices_ = fit_indices
         self._index, self._node_embedding = index, node_embedding
@@ -457,6 +469,25 @@ _TRANSFORM_BLOCK = 4096
 #: Queries are clipped to this many times the training data's largest |value|
 #: (after scaling), so that their float32 squared distances stay finite.
 _QUERY_CLIP = 2.0**50
+
+
+def _rows_graph(graph: sparse.spmatrix, inverse: np.ndarray) -> sparse.csr_matrix:
+    """The graph of the nodes as a graph of the rows (``inverse``: the node of each row).
+
+    ``P @ graph @ P.T`` with ``P`` the rows' one-hot node memberships: each
+    row gets the edges of its node, in float32 (the layout's weights were
+    float64; float32 halves the memory of a graph of a million rows). Without
+    copies the nodes are the rows, in order, and the graph is only converted.
+    """
+    n_rows, n_nodes = inverse.shape[0], graph.shape[0]
+    if n_rows == n_nodes:  # unique_rows keeps distinct rows in their order
+        return sparse.csr_matrix(graph, dtype=np.float32)
+    member = sparse.csr_matrix(
+        (np.ones(n_rows, dtype=np.float32), (np.arange(n_rows), inverse)), shape=(n_rows, n_nodes)
+    )
+    rows = (member @ sparse.csr_matrix(graph, dtype=np.float32) @ member.T).tocsr()
+    rows.eliminate_zeros()
+    return rows
 
 
 def _power_of_two_scale(X: np.ndarray) -> float:
