@@ -870,11 +870,12 @@ class AutoencoderKMeans(
             if plan.clusterer in ("auto", "graph"):
                 fitted = self._cluster_graph(embedding, plan, second_stage.reducer)
             else:
-                fitted = self._kmeans_or_clusterer(embedding, plan.clusterer, plan, init_centers)
+                fitted = self._fit_clusterer(embedding, plan.clusterer, plan, init_centers)
             bar.update(1)
         return fitted
 
-    def _kmeans_or_clusterer(self, embedding, clusterer, plan, init_centers=None):
+    def _fit_clusterer(self, embedding, clusterer, plan, init_centers=None):
+        """``fit_clusterer`` with this estimator's ``n_clusters``, ``n_init`` and seed."""
         return fit_clusterer(
             embedding,
             clusterer=clusterer,
@@ -903,12 +904,11 @@ class AutoencoderKMeans(
                 UserWarning,
                 stacklevel=2,
             )
-        if communities is not None and plan.clusterer == "graph":
-            return communities, communities.cluster_centers_, communities.predict(embedding)
-        kmeans = self._kmeans_or_clusterer(embedding, _plan.kmeans_kind(embedding.shape[0]), plan)
-        if prefer_communities(communities, kmeans[2][rows], reducer.graph_):
-            return communities, communities.cluster_centers_, communities.predict(embedding)
-        return kmeans
+        if plan.clusterer == "auto" or communities is None:
+            kmeans = self._fit_clusterer(embedding, _plan.kmeans_kind(embedding.shape[0]), plan)
+            if not prefer_communities(communities, kmeans[2][rows], reducer.graph_):
+                return kmeans
+        return communities, communities.cluster_centers_, communities.predict(embedding)
 
     def _refine(self, X, module, centers, second_stage, plan, callbacks):
         """Stage 5: joint refinement through the affine second stage; centres, embedding."""
