@@ -38,16 +38,22 @@ def assign_nearest(embedding: np.ndarray, centers: np.ndarray) -> tuple[np.ndarr
     rather than with ``euclidean_distances``' ``|x|^2 - 2 x.c + |c|^2``: that
     expansion rounds differently depending on the other rows of the batch, so
     a row near a tie between two centres could change label with the batch.
+    Memory: one block of distances at a time, not ``(n_samples, n_centers)``
+    (1.6 GB for the 200 fine clusters of ``clusterer='auto'`` at a million rows).
     """
     embedding = np.asarray(embedding, dtype=np.float64)
     centers = np.asarray(centers, dtype=np.float64)
     rows = max(1, _ASSIGN_BLOCK_ENTRIES // max(1, centers.size))
-    sq_dist = np.empty((embedding.shape[0], centers.shape[0]))
+    labels = np.empty(embedding.shape[0], dtype=np.int64)
+    nearest = np.empty(embedding.shape[0])
     for start in range(0, embedding.shape[0], rows):
         block = embedding[start : start + rows, None, :] - centers[None, :, :]
-        sq_dist[start : start + rows] = np.einsum("nkd,nkd->nk", block, block)
-    labels = np.argmin(sq_dist, axis=1).astype(np.int64, copy=False)
-    return labels, sq_dist[np.arange(len(labels)), labels]
+        sq_dist = np.einsum("nkd,nkd->nk", block, block)
+        labels[start : start + rows] = np.argmin(sq_dist, axis=1)
+        nearest[start : start + rows] = np.take_along_axis(
+            sq_dist, labels[start : start + rows, None], axis=1
+        )[:, 0]
+    return labels, nearest
 
 
 def _rounded(embedding, inputs) -> np.ndarray:

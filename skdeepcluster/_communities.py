@@ -61,6 +61,16 @@ MAX_MICRO = 400
 #: 0.55-0.70 with the seed of their small clusters; the vote of ten over 0.61-0.70.
 N_RUNS = 10
 
+#: The small k-means clusters are fitted on at most this many rows (a random
+#: subsample; every row then goes to its nearest centre). sklearn's
+#: ``MiniBatchKMeans`` draws each batch with ``choice(n_samples, p=weights)``,
+#: ``O(n_samples)`` per step: its eleven fits took 52 of the 91 s of this stage at a
+#: million rows (``benchmarks/results/large.md``, 2026-12-06).
+MICRO_FIT_MAX_SAMPLES = 100_000
+
+#: Edges per block of :func:`community_weights` (bounds its temporary arrays).
+_EDGE_BLOCK = 2**22
+
 #: The ``'auto'`` clusterer keeps the communities only when merging down to
 #: ``n_clusters`` loses less modularity than this from the best count on the path.
 MAX_MODULARITY_DROP = 0.05
@@ -84,9 +94,23 @@ def community_weights(labels: np.ndarray, graph: sparse.spmatrix, n_groups: int)
         ``W[a, b]``: the sum of ``graph[i, j]`` over nodes ``i`` of ``a`` and
         ``j`` of ``b`` (symmetric).
     """
-    n = labels.shape[0]
-    member = sparse.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, n_groups))
-    return np.asarray((member.T @ graph @ member).todense(), dtype=np.float64)
+    # A bincount of the edges' group pairs, over blocks of rows: O(nnz) time and
+    # O(_EDGE_BLOCK) memory. ``member.T @ graph @ member`` with scipy's sparse
+    # products, as before, took 1.5 s per call and 1 GB above the graph at a
+    # million rows (two CSC copies of the graph and an n_groups x n rows product);
+    # see ``benchmarks/results/large.md``, 2026-12-06.
+    graph = sparse.csr_matrix(graph)
+    labels = np.asarray(labels, dtype=np.int64)
+    n_rows, indptr = graph.shape[0], graph.indptr
+    block = max(1, _EDGE_BLOCK * n_rows // max(1, graph.nnz))
+    weights = np.zeros(n_groups * n_groups)
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        lo, hi = indptr[start], indptr[stop]
+        sources = np.repeat(labels[start:stop], np.diff(indptr[start : stop + 1]))
+        pairs = sources * n_groups + labels[graph.indices[lo:hi]]
+        weights += np.bincount(pairs, weights=graph.data[lo:hi], minlength=n_groups * n_groups)
+    return weights.reshape(n_groups, n_groups)
 
 
 def modularity(weights: np.ndarray) -> float:
@@ -181,16 +205,27 @@ class GraphCommunities:
 
 
 def _small_kmeans(embedding: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One start of k-means with ``n`` clusters (mini-batch on large data); centres, labels."""
-    if embedding.shape[0] >= MINIBATCH_MIN_SAMPLES:
+    """One start of k-means with ``n`` clusters (mini-batch on large data); centres, labels.
+
+    The labels are each row's nearest final centre (the fitted model's own
+    labels, or its ``predict`` where it was fitted on a subsample); the fine
+    clusters, which ``predict`` must reproduce, are assigned again with
+    :func:`~skdeepcluster._clustering.assign_nearest`.
+    """
+    n_rows = embedding.shape[0]
+    if n_rows >= MINIBATCH_MIN_SAMPLES:
         model = MiniBatchKMeans(n, n_init=1, batch_size=MINIBATCH_SIZE, random_state=seed)
     else:
         model = KMeans(n, n_init=1, random_state=seed)
+    rows = None
+    if n_rows > MICRO_FIT_MAX_SAMPLES:
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        rows = np.sort(rng.choice(n_rows, MICRO_FIT_MAX_SAMPLES, replace=False))
     with warnings.catch_warnings():  # fewer distinct rows than clusters: some stay empty
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(embedding)
-    labels, _ = assign_nearest(embedding, model.cluster_centers_)
-    return model.cluster_centers_, labels
+        model.fit(embedding if rows is None else embedding[rows])
+    labels = model.labels_ if rows is None else model.predict(embedding)
+    return model.cluster_centers_, labels.astype(np.int64, copy=False)
 
 
 def _vote(fine: np.ndarray, labels: np.ndarray, n_fine: int, n_clusters: int) -> np.ndarray:
@@ -231,7 +266,8 @@ def fit_graph_communities(
     seeds = [
         int(s.generate_state(1)[0]) for s in np.random.SeedSequence(random_state).spawn(N_RUNS + 1)
     ]
-    fine_centers, fine = _small_kmeans(embedding, n_fine, seeds[-1])
+    fine_centers, _ = _small_kmeans(embedding, n_fine, seeds[-1])
+    fine, _ = assign_nearest(embedding, fine_centers)
     votes, drops = [], []
     for seed in seeds[:-1]:
         _, micro = _small_kmeans(embedding, n_micro, seed)

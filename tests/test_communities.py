@@ -9,7 +9,8 @@ from scipy import sparse
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import AutoencoderKMeans, NeighborEmbedding, _communities
+from skdeepcluster._clustering import assign_nearest
 from skdeepcluster._communities import (
     MAX_MICRO,
     MICRO_PER_CLUSTER,
@@ -68,6 +69,40 @@ def test_community_weights_sum_the_edges_between_groups():
     np.testing.assert_allclose(W, W.T)
     assert W.sum() == pytest.approx(graph.sum())
     assert W[0, 2] == 0.0  # no edge between the ends of the line
+
+
+def test_community_weights_match_the_membership_product_in_any_block_size(monkeypatch):
+    rng = np.random.default_rng(1)
+    graph = sparse.random(300, 300, density=0.05, random_state=2, format="csr")
+    graph = (graph + graph.T).tocsr()
+    labels = rng.integers(0, 7, 300)
+    member = sparse.csr_matrix((np.ones(300), (np.arange(300), labels)), shape=(300, 7))
+    expected = (member.T @ graph @ member).toarray()
+    np.testing.assert_allclose(community_weights(labels, graph, 7), expected, rtol=1e-12)
+    monkeypatch.setattr(_communities, "_EDGE_BLOCK", 50)  # many blocks of rows
+    np.testing.assert_allclose(community_weights(labels, graph.tocoo(), 7), expected, rtol=1e-12)
+
+
+def test_small_clusters_of_a_subsample_label_every_row_by_its_nearest_centre(monkeypatch):
+    X, _ = make_blobs(2000, n_features=3, centers=5, random_state=0)
+    monkeypatch.setattr(_communities, "MICRO_FIT_MAX_SAMPLES", 500)
+    centers, labels = _communities._small_kmeans(X, 20, seed=3)
+    assert labels.shape == (2000,) and centers.shape == (20, 3)
+    np.testing.assert_array_equal(labels, assign_nearest(X, centers)[0])
+    again, _ = _communities._small_kmeans(X, 20, seed=3)
+    np.testing.assert_array_equal(again, centers)  # the subsample follows the seed
+
+
+def test_assign_nearest_is_the_same_in_blocks(monkeypatch):
+    from skdeepcluster import _clustering
+
+    rng = np.random.default_rng(4)
+    X, centers = rng.normal(size=(1000, 4)), rng.normal(size=(30, 4))
+    sq = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    monkeypatch.setattr(_clustering, "_ASSIGN_BLOCK_ENTRIES", 7 * centers.size)
+    labels, nearest = assign_nearest(X, centers)
+    np.testing.assert_array_equal(labels, sq.argmin(1))
+    np.testing.assert_allclose(nearest, sq.min(1), rtol=1e-12)
 
 
 def test_greedy_merge_joins_the_strongest_pairs_first():
