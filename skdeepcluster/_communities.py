@@ -99,9 +99,9 @@ def community_weights(labels: np.ndarray, graph: sparse.spmatrix, n_groups: int)
     """
     # A bincount of the edges' group pairs, over blocks of rows: O(nnz) time and
     # O(_EDGE_BLOCK) memory. ``member.T @ graph @ member`` with scipy's sparse
-    # products, as before, took 1.5 s per call and 1 GB above the graph at a
-    # million rows (two CSC copies of the graph and an n_groups x n rows product);
-    # see ``benchmarks/results/large.md``, 2026-12-06.
+    # products, as before, took 1.5 s per call at 250,000 rows and made two CSC
+    # copies of the graph and an n_groups x n_rows product per call; see
+    # ``benchmarks/results/large.md``, 2026-12-06.
     graph = sparse.csr_matrix(graph)
     labels = np.asarray(labels, dtype=np.int64)
     n_rows, indptr = graph.shape[0], graph.indptr
