@@ -739,7 +739,7 @@ class AutoencoderKMeans(
         with stage_bar("encoding", X.shape[0], self.verbose and _trainable(module), "row") as bar:
             codes = encode_array(module, X, device=plan.device, progress=bar)
         second_stage, embedding = self._fit_second_stage(codes, plan)
-        clusterer, centers, _ = self._cluster(embedding, plan, second_stage=second_stage)
+        clusterer, centers = self._cluster(embedding, plan, second_stage=second_stage)
         _drop_graph(second_stage.reducer)
         if plan.refine is not None:
             centers, embedding, refine_history = self._refine(
@@ -778,7 +778,7 @@ class AutoencoderKMeans(
         codes = encode_array(module, X, device=device)
         second_stage, embedding = self._fit_second_stage(codes, plan)
         previous = None if first_call else (self.second_stage_, self.cluster_centers_)
-        clusterer, centers, _ = self._cluster(
+        clusterer, centers = self._cluster(
             embedding, plan, second_stage=second_stage, previous=previous
         )
         _drop_graph(second_stage.reducer)
@@ -856,7 +856,7 @@ class AutoencoderKMeans(
         )
 
     def _cluster(self, embedding, plan, *, second_stage=None, previous=None):
-        """Stage 4: the clusterer, its centres and labels.
+        """Stage 4: the fitted clusterer and its centres (the labels: ``_set_fitted``).
 
         ``previous`` (the last second stage and centres, from ``partial_fit``)
         warm-starts the clustering when both second stages are affine: the old
@@ -870,7 +870,7 @@ class AutoencoderKMeans(
             if plan.clusterer in ("auto", "graph"):
                 fitted = self._cluster_graph(embedding, plan, second_stage.reducer)
             else:
-                fitted = self._fit_clusterer(embedding, plan.clusterer, plan, init_centers)
+                fitted = self._fit_clusterer(embedding, plan.clusterer, plan, init_centers)[:2]
             bar.update(1)
         return fitted
 
@@ -907,8 +907,8 @@ class AutoencoderKMeans(
         if plan.clusterer == "auto" or communities is None:
             kmeans = self._fit_clusterer(embedding, _plan.kmeans_kind(embedding.shape[0]), plan)
             if not prefer_communities(communities, kmeans[2][rows], reducer.graph_):
-                return kmeans
-        return communities, communities.cluster_centers_, communities.predict(embedding)
+                return kmeans[:2]
+        return communities, communities.cluster_centers_
 
     def _refine(self, X, module, centers, second_stage, plan, callbacks):
         """Stage 5: joint refinement through the affine second stage; centres, embedding."""

@@ -109,7 +109,7 @@ def _exact_nearest(
     # between processes; those distances gave another fuzzy graph and another layout
     # (the 3,000 signals of bench_suite.py: ACC 0.836 / 0.840 / 0.838 over three runs
     # of one seed). In float64 every process gave the same distances.
-    wide = q.double()[:, None, :] - data.double()[candidates]
+    wide = q.double()[:, None, :] - data[candidates].double()  # exact conversions
     exact = (wide * wide).sum(-1)
     exact, order = torch.sort(exact, dim=1, stable=True)
     return exact.sqrt().to(q.dtype), candidates.gather(1, order)
