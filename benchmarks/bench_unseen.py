@@ -121,16 +121,20 @@ def diagnose(model, X_train, y_train, X_test, y_test) -> dict:
     def codes(Z):
         return model.scaler_.transform(encode_array(model.autoencoder_, Z, device=model.device_))
 
+    spaces = {
+        "codes": (codes(X_train), codes(X_test)),
+        "embedding": (model.transform(X_train), model.transform(X_test)),
+    }
+    train_codes, test_codes = spaces["codes"]
     for k in (1, 15):
-        vote = KNeighborsClassifier(k).fit(codes(X_train), model.labels_)
-        out[f"{k}-NN codes"] = score(vote.predict(codes(X_test)))
-    vote = KNeighborsClassifier(15).fit(model.transform(X_train), model.labels_)
-    out["15-NN embedding"] = score(vote.predict(model.transform(X_test)))
-    for space, embed in (("codes", codes), ("embedding", model.transform)):
-        train_space = embed(X_train)
+        vote = KNeighborsClassifier(k).fit(train_codes, model.labels_)
+        out[f"{k}-NN codes"] = score(vote.predict(test_codes))
+    vote = KNeighborsClassifier(15).fit(spaces["embedding"][0], model.labels_)
+    out["15-NN embedding"] = score(vote.predict(spaces["embedding"][1]))
+    for space, (train_space, test_space) in spaces.items():
         search = NearestNeighbors(n_neighbors=16).fit(train_space)
         own = search.kneighbors(train_space, return_distance=False)[:, 1:]
-        new = search.kneighbors(embed(X_test), 15, return_distance=False)
+        new = search.kneighbors(test_space, 15, return_distance=False)
         out[f"purity {space} train"] = round(float(np.mean(y_train[own] == y_train[:, None])), 4)
         out[f"purity {space} unseen"] = round(float(np.mean(y_train[new] == y_test[:, None])), 4)
     return out
