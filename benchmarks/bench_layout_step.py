@@ -7,10 +7,16 @@ negatives per edge, as the defaults do. The step time hardly depends on the
 graph's structure, so random edges stand for a k-NN graph. Each revision's
 ``_layout.py`` is loaded from ``git show REV:skdeepcluster/embedding/_layout.py``;
 runs alternate between versions, ``--repeats`` times, each in a fresh process.
+A version ``REV:KERNEL`` (``.`` is this checkout) runs that revision's layout
+with ``kernel=KERNEL`` (``numba`` or ``torch``; the kernel is compiled before
+the timing starts). The timed steps include the first round of edge draws
+(:func:`edge_batches`), which a long layout spreads over more steps: time at
+least a round (``--nodes * 2 * --k / 8192`` steps) for per-step costs as in a fit.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_layout_step.py --revs 75b6d66 --threads 1
+    python benchmarks/bench_layout_step.py --revs .:torch --nodes 1000000 --threads 2 --steps 4000
 
 Prints a markdown table (one row per version and run).
 """
@@ -38,7 +44,9 @@ def load_layout(rev: str):
         ["git", "show", f"{rev}:skdeepcluster/embedding/_layout.py"],
         cwd=ROOT, check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    source = source.replace("from ._graph import", "from skdeepcluster.embedding._graph import")
+    for module in ("_graph", "_layout_kernel"):
+        package = f"from skdeepcluster.embedding.{module} import"
+        source = source.replace(f"from .{module} import", package)
     path = Path(tempfile.mkdtemp()) / f"layout_{rev}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -47,12 +55,13 @@ def load_layout(rev: str):
     return module
 
 
-def child(rev: str, nodes: int, k: int, dims: int, steps: int, threads: int) -> float:
+def child(version: str, nodes: int, k: int, dims: int, steps: int, threads: int) -> float:
     import numpy as np
     import torch
     from scipy import sparse
 
     torch.set_num_threads(threads)
+    rev, _, kernel = version.partition(":")
     layout = load_layout(rev)
     rng = np.random.default_rng(0)
     rows, cols = np.repeat(np.arange(nodes), k), rng.integers(0, nodes, nodes * k)
@@ -61,6 +70,10 @@ def child(rev: str, nodes: int, k: int, dims: int, steps: int, threads: int) -> 
     a, b = layout.layout_curve_params(0.0)
     Y = torch.rand(nodes, dims, generator=torch.Generator().manual_seed(0)) * 10
     kwargs = dict(batch_size=8192, negative_sample_rate=5, learning_rate=1.0, a=a, b=b)
+    if kernel:
+        kwargs["kernel"] = kernel
+    if kernel or rev == ".":  # compile (or load) the numba kernel before the timing
+        layout.optimize_layout(Y, graph, n_steps=1, generator=torch.Generator(), **kwargs)
     start = time.perf_counter()
     layout.optimize_layout(
         Y, graph, n_steps=steps, generator=torch.Generator().manual_seed(0), **kwargs
@@ -92,7 +105,7 @@ def main(argv=None) -> int:
                        "--k", str(args.k), "--dims", str(args.dims), "--steps",
                        str(args.steps), "--threads", str(args.threads)]  # fmt: skip
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            name = "this checkout" if rev == "." else rev
+            name = rev.replace(".", "this checkout", 1) if rev.startswith(".") else rev
             print(f"| {name} | {run + 1} | {float(out.split()[-1]):.2f} |", flush=True)
     return 0
 

@@ -21,7 +21,7 @@ from skdeepcluster.embedding import (
     layout_curve_params,
 )
 from skdeepcluster.embedding._graph import _membership
-from skdeepcluster.embedding._layout import edge_batches
+from skdeepcluster.embedding._layout import _initial_layout, edge_batches, optimize_layout
 from skdeepcluster.embedding._neighbors import choose_method
 from skdeepcluster.embedding._unique import unique_rows
 from skdeepcluster.metrics import cluster_accuracy
@@ -534,6 +534,67 @@ def test_edge_batches_are_reproducible_and_unlimited():
     assert draws.max() < n_edges and draws.max() > n_edges * 0.99
     torch.testing.assert_close(draws, _draws(weights, 100_000, 1), rtol=0, atol=0)
     assert not torch.equal(draws, _draws(weights, 100_000, 1, seed=1))
+
+
+def _blobs_layout_problem(n_samples, batch_size):
+    X, y = make_blobs(n_samples=n_samples, centers=4, n_features=6, random_state=2)
+    data = torch.as_tensor(StandardScaler().fit_transform(X), dtype=torch.float32)
+    graph = fuzzy_neighbor_graph(*knn_search(data, data, 10, exclude_self=True))
+    start = _initial_layout(data, 2, "pca", torch.Generator().manual_seed(0))
+    a, b = layout_curve_params(0.1)
+    params = dict(batch_size=batch_size, negative_sample_rate=5, learning_rate=1.0, a=a, b=b)
+    return y, graph, start, params
+
+
+@pytest.mark.parametrize("n_samples, batch_size, n_steps", [(300, 4096, 1), (2000, 64, 5)])
+def test_numba_and_torch_layout_steps_agree(n_samples, batch_size, n_steps):
+    """The compiled CPU loop does the torch step's arithmetic on the same draws.
+
+    300 rows: the step's run of negatives wraps around the points several times,
+    and every point is touched many times (one step: the layout is chaotic at a
+    step size of 1, and float rounding grows by 30 times a step); 2,000 rows with
+    64 edges per step: it does not wrap.
+    """
+    _, graph, start, params = _blobs_layout_problem(n_samples, batch_size)
+    layouts = [
+        optimize_layout(start, graph, n_steps=n_steps, kernel=kernel,
+                        generator=torch.Generator().manual_seed(3), **params)
+        for kernel in ("numba", "torch")
+    ]  # fmt: skip
+    assert (layouts[0] - start).abs().max() > 1.0
+    torch.testing.assert_close(layouts[0], layouts[1], rtol=0, atol=1e-4)
+    assert torch.equal(start, _blobs_layout_problem(n_samples, batch_size)[2])  # unchanged
+
+
+@pytest.mark.parametrize("kernel", ["numba", "torch"])
+def test_layout_kernels_separate_blobs_and_report_progress(kernel):
+    y, graph, start, params = _blobs_layout_problem(600, 1024)
+
+    class Bar:
+        done = 0
+
+        def update(self, n):
+            self.done += n
+
+    bar = Bar()
+    layout = optimize_layout(start, graph, n_steps=150, kernel=kernel, progress=bar,
+                             generator=torch.Generator().manual_seed(0), **params)  # fmt: skip
+    assert bar.done == 150
+    labels = KMeans(n_clusters=4, n_init=5, random_state=0).fit_predict(layout.numpy())
+    assert cluster_accuracy(y, labels) == 1.0
+    again = optimize_layout(start, graph, n_steps=150, kernel=kernel,
+                            generator=torch.Generator().manual_seed(0), **params)  # fmt: skip
+    assert torch.equal(layout, again)
+
+
+def test_layout_kernel_must_exist_on_the_device():
+    _, graph, start, params = _blobs_layout_problem(100, 64)
+    with pytest.raises(ValueError, match="kernel='cuda'"):
+        optimize_layout(start, graph, n_steps=1, kernel="cuda",
+                        generator=torch.Generator(), **params)  # fmt: skip
+    with pytest.raises(ValueError, match="kernel='numba' is not available on meta"):
+        optimize_layout(start.to("meta"), graph, n_steps=1, kernel="numba",
+                        generator=torch.Generator(), **params)  # fmt: skip
 
 
 def test_estimator_keeps_the_neighbor_embedding_above_100000_rows(monkeypatch):

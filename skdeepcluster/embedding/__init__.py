@@ -18,6 +18,8 @@ run on any torch device:
 * ``_layout``: the similarity curve (:func:`layout_curve_params`), the
   initial and stochastic layout (:func:`optimize_layout`) and the placement
   of new samples (:func:`interpolate_embedding`);
+* ``_layout_kernel``: the layout's steps as a compiled numba loop, which
+  :func:`optimize_layout` runs on the CPU (torch operations run them on a GPU);
 * ``_unique``: identical rows, which are one node of the graph;
 * ``_neighbor_embedding``: the :class:`NeighborEmbedding` transformer.
 

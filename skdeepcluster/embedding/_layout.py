@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import queue
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -161,6 +163,34 @@ def _clipped(grad: torch.Tensor) -> torch.Tensor:
     return grad.nan_to_num_(0.0).clamp_(-_GRAD_CLIP, _GRAD_CLIP)
 
 
+#: Steps drawn together and run by one call of the step kernel (one progress update).
+_CHUNK_STEPS = 64
+
+#: Chunks of draws made ahead of the CPU kernel by a worker thread (``_prefetched``).
+_PREFETCH_CHUNKS = 8
+
+
+def _step_chunks(
+    weights: np.ndarray, n: int, n_steps: int, batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    """The layout's random draws, in chunks of up to ``_CHUNK_STEPS`` steps.
+
+    Yields
+    ------
+    first : int
+        Index of the chunk's first step.
+    edges : torch.Tensor of shape (n_chunk_steps, batch_size)
+        Each step's edges (:func:`edge_batches`), int64 on the CPU.
+    starts : torch.Tensor of shape (n_chunk_steps,)
+        Each step's first slot of negatives, uniform in ``[0, n)``.
+    """
+    batches = edge_batches(weights, batch_size, generator)
+    for first in range(0, n_steps, _CHUNK_STEPS):
+        count = min(_CHUNK_STEPS, n_steps - first)
+        edges = torch.stack([next(batches) for _ in range(count)])
+        yield first, edges, torch.randint(n, (count,), generator=generator)
+
+
 def optimize_layout(
     layout: torch.Tensor,
     graph: sparse.coo_matrix,
@@ -173,6 +203,7 @@ def optimize_layout(
     b: float,
     generator: torch.Generator,
     progress=None,
+    kernel: str = "auto",
 ) -> torch.Tensor:
     """Stochastic layout of the graph (UMAP's cross-entropy, by mini-batches of edges).
 
@@ -208,7 +239,13 @@ def optimize_layout(
     generator : torch.Generator
         Source of the edge and negative samples (a CPU generator).
     progress : tqdm-like, optional
-        Its ``update(1)`` is called after every step.
+        Its ``update`` is called with the number of steps done, every
+        ``_CHUNK_STEPS`` steps.
+    kernel : {'auto', 'numba', 'torch'}, default='auto'
+        What runs the steps: a compiled loop (numba, CPU only) or torch
+        operations (any device). ``'auto'``: numba on the CPU, torch
+        elsewhere. Both do the same arithmetic on the same draws; their
+        results differ by float rounding.
 
     Returns
     -------
@@ -217,9 +254,11 @@ def optimize_layout(
     """
     device = layout.device
     n, dim = layout.shape
-    rows = torch.as_tensor(graph.row, dtype=torch.long, device=device)
-    cols = torch.as_tensor(graph.col, dtype=torch.long, device=device)
-    if n < 2 or rows.numel() == 0:
+    if kernel == "auto":
+        kernel = "numba" if device.type == "cpu" else "torch"
+    if kernel not in ("numba", "torch") or (kernel == "numba" and device.type != "cpu"):
+        raise ValueError(f"kernel={kernel!r} is not available on {device}.")
+    if n < 2 or graph.nnz == 0:
         return layout.clone()
     # The points are stored in a random order (``order``; ``rank`` maps a point to its
     # slot), so that a run of consecutive slots is a uniform sample of points: each
@@ -230,45 +269,130 @@ def optimize_layout(
     # 8,192 edges): 15.8 -> 11.2 ms per step at 1,000,000 nodes, 5.8 -> 4.5 ms at
     # 70,000, the same ACC on digits, signals, wine, blobs and MNIST's PCA scores
     # (benchmarks/results/large.md).
-    order = torch.randperm(n, generator=generator).to(device)
-    rank = torch.empty_like(order).index_copy_(0, order, torch.arange(n, device=device))
-    rows, cols = rank.index_select(0, rows), rank.index_select(0, cols)
-    Y = layout.index_select(0, order)
-    run = torch.arange(batch_size * negative_sample_rate, device=device)
-    batches = edge_batches(graph.data, batch_size, generator)
+    order = torch.randperm(n, generator=generator)
+    rank = torch.empty_like(order).index_copy_(0, order, torch.arange(n))
+    chunks = _step_chunks(graph.data, n, n_steps, batch_size, generator)
+    constants = (negative_sample_rate, n_steps, learning_rate, a, b)
+    if kernel == "numba":
+        run = _numba_layout(layout.index_select(0, order), graph, rank, chunks, constants, progress)
+    else:
+        run = _torch_layout(layout.index_select(0, order.to(device)), graph, rank, chunks,
+                            constants, progress)  # fmt: skip
+    return run.index_select(0, rank.to(device))  # back in the points' order
+
+
+def _prefetched(iterator: Iterator, depth: int = _PREFETCH_CHUNKS) -> Iterator:
+    """The items of ``iterator``, drawn by a worker thread up to ``depth`` items ahead.
+
+    The layout's draws (a shuffled round of edges every ``n_edges / batch_size``
+    steps, then each chunk's edge lists) are torch and numpy work that releases the
+    GIL, as does the compiled step loop: drawing ahead while the kernel runs hides
+    the draws, a round included when ``depth`` chunks take longer to run than a
+    round takes to draw. One thread draws, in order, so the draws are the same as
+    without it.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in iterator:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            put(error)
+
+    worker = threading.Thread(target=produce, name="skdeepcluster-layout-draws", daemon=True)
+    worker.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _numba_layout(Y, graph, rank, chunks, constants, progress):
+    """Run the steps with the compiled CPU loop (:mod:`._layout_kernel`), on numpy arrays.
+
+    The next chunk's draws and edge lists are made by a worker thread while the
+    kernel runs (:func:`_prefetched`).
+    """
+    from ._layout_kernel import sgd_steps  # numba is imported (and compiled) on first use
+
+    rank = rank.numpy()
+    rows, cols = rank[graph.row], rank[graph.col]
+    work = np.zeros((Y.shape[0], 2, Y.shape[1]), dtype=np.float32)
+    work[:, 0] = Y.numpy()
+    gathered = ((i, rows[e.numpy()], cols[e.numpy()], s.numpy()) for i, e, s in chunks)
+    for first, heads, tails, starts in _prefetched(gathered):
+        sgd_steps(work, heads, tails, starts, constants[0], first,
+                  *constants[1:], _GRAD_CLIP, _REPULSION_EPS)  # fmt: skip
+        if progress is not None:
+            progress.update(len(starts))
+    return torch.from_numpy(work[:, 0].copy())
+
+
+def _torch_layout(Y, graph, rank, chunks, constants, progress):
+    """Run the steps with torch operations (any device); ``Y`` is updated in place."""
+    device = Y.device
+    rows = rank.index_select(0, torch.as_tensor(graph.row, dtype=torch.long)).to(device)
+    cols = rank.index_select(0, torch.as_tensor(graph.col, dtype=torch.long)).to(device)
     grad = torch.zeros_like(Y)
-    offsets = torch.arange(dim, device=device)
-    # Each step gathers batch_size * (2 + negative_sample_rate) rows and sums their
-    # gradients per point in a buffer (one index_add_, which sums in a fixed order on
-    # the CPU, so runs are reproducible); each touched point then moves by its clipped
-    # sum. Clipping the sum, not each pair, matters on small graphs, where a batch
-    # touches a point many times: per-pair clipping let 200-row layouts blow up (ACC
-    # 0.45 instead of 0.96 on blobs). Rows are gathered with index_select: advanced
-    # indexing (Y[idx]) was 2-3 times slower per step on the CPU. Measured at 70,000
-    # nodes (2.1 million edges), one thread, both versions in turn: see
-    # benchmarks/results/large.md.
-    for step in range(n_steps):
-        edges = next(batches).to(device)
-        head, tail = rows.index_select(0, edges), cols.index_select(0, edges)
+    for first, edges, starts in chunks:
+        edges = edges.to(device)
+        heads = rows.index_select(0, edges.view(-1)).view(edges.shape)
+        tails = cols.index_select(0, edges.view(-1)).view(edges.shape)
+        _torch_steps(Y, grad, heads, tails, starts.to(device), first, *constants)
+        if progress is not None:
+            progress.update(len(starts))
+    return Y
+
+
+def _torch_steps(Y, grad, heads, tails, starts, first, rate, n_steps, learning_rate, a, b):
+    """Run a chunk of steps with torch operations, in place on ``Y`` (any device).
+
+    Each step gathers batch_size * (2 + rate) rows and sums their gradients per
+    point in ``grad`` (one index_add_, which sums in a fixed order on the CPU, so
+    runs are reproducible); each touched point then moves by its clipped sum.
+    Clipping the sum, not each pair, matters on small graphs, where a batch touches
+    a point many times: per-pair clipping let 200-row layouts blow up (ACC 0.45
+    instead of 0.96 on blobs). Rows are gathered with index_select: advanced
+    indexing (Y[idx]) was 2-3 times slower per step on the CPU.
+    """
+    n, dim = Y.shape
+    run = torch.arange(heads.shape[1] * rate, device=Y.device)
+    offsets = torch.arange(dim, device=Y.device)
+    for s in range(heads.shape[0]):
+        head, tail = heads[s], tails[s]
         y_head = Y.index_select(0, head)
         pull = _pull(y_head - Y.index_select(0, tail), a, b)
-        start = torch.randint(n, (1,), generator=generator).to(device)
-        negatives = (start + run[: edges.shape[0] * negative_sample_rate]).remainder_(n)
-        y_negative = Y.index_select(0, negatives).view(-1, negative_sample_rate, dim)
+        negatives = (starts[s] + run).remainder_(n)
+        y_negative = Y.index_select(0, negatives).view(-1, rate, dim)
         push = _push(y_head[:, None, :] - y_negative, a, b)
         touched = torch.cat([head, tail, negatives])
         # index_add_ of whole rows loops over the rows; on the flattened buffer it is
         # one vectorised pass: 0.4 vs 1.2 ms for 16,384 rows of 10 (two threads).
         update = torch.cat([pull + push.sum(1), -pull, -push.view(-1, dim)])
         grad.view(-1).index_add_(0, (touched[:, None] * dim + offsets).view(-1), update.view(-1))
-        step_size = learning_rate * (1.0 - step / n_steps)
+        step_size = learning_rate * (1.0 - (first + s) / n_steps)
         # A point met twice gathers the same sum twice and writes the same value twice.
         moved = Y.index_select(0, touched) - step_size * _clipped(grad.index_select(0, touched))
         Y.index_copy_(0, touched, moved)
         grad.index_fill_(0, touched, 0.0)
-        if progress is not None:
-            progress.update(1)
-    return Y.index_select(0, rank)  # back in the points' order
 
 
 def near_distance(dist: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     :class:`~skdeepcluster.AutoencoderKMeans` (``reducer=NeighborEmbedding()``)
     it gives the "N2D" recipe (autoencoder, manifold embedding, clustering)
     without the optional ``umap-learn`` dependency, and it runs on the same
-    torch device.
+    torch device (on the CPU, the layout's steps run as a compiled numba loop).
 
     Read more in the :ref:`User Guide <second_stage>`.
 
