@@ -21,7 +21,12 @@ from skdeepcluster.embedding import (
     layout_curve_params,
 )
 from skdeepcluster.embedding._graph import _membership
-from skdeepcluster.embedding._layout import _initial_layout, edge_batches, optimize_layout
+from skdeepcluster.embedding._layout import (
+    _initial_layout,
+    _prefetched,
+    edge_batches,
+    optimize_layout,
+)
 from skdeepcluster.embedding._neighbors import choose_method
 from skdeepcluster.embedding._unique import unique_rows
 from skdeepcluster.metrics import cluster_accuracy
@@ -585,6 +590,22 @@ def test_layout_kernels_separate_blobs_and_report_progress(kernel):
     again = optimize_layout(start, graph, n_steps=150, kernel=kernel,
                             generator=torch.Generator().manual_seed(0), **params)  # fmt: skip
     assert torch.equal(layout, again)
+
+
+def test_prefetched_keeps_order_errors_and_stops_early():
+    assert list(_prefetched(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise RuntimeError("draw failed")
+
+    items = _prefetched(failing())
+    assert next(items) == 1
+    with pytest.raises(RuntimeError, match="draw failed"):
+        next(items)
+    endless = _prefetched(iter(int, 1), depth=2)  # never exhausted
+    assert next(endless) == 0
+    endless.close()  # the worker stops instead of blocking on a full queue
 
 
 def test_layout_kernel_must_exist_on_the_device():

@@ -333,7 +333,9 @@ def _numba_layout(Y, graph, rank, chunks, constants, progress):
     """
     from ._layout_kernel import sgd_steps  # numba is imported (and compiled) on first use
 
-    rank = rank.numpy()
+    # int32 slots where they fit: half the memory of the edge lists (480 MB at 30
+    # million edges) and of the draws made ahead.
+    rank = rank.numpy().astype(np.int32 if Y.shape[0] < 2**31 else np.int64)
     rows, cols = rank[graph.row], rank[graph.col]
     work = np.zeros((Y.shape[0], 2, Y.shape[1]), dtype=np.float32)
     work[:, 0] = Y.numpy()
