@@ -11,7 +11,8 @@ graph of 1,000,000 nodes (15 neighbours, 10-D, steps of 8,192 edges, two cores,
 28.1 / 19.5 ms (``benchmarks/results/large.md``, "The layout's steps as a compiled
 loop"). numba comes with pynndescent, a core dependency; on a GPU the torch step
 runs. The loop is single-threaded, so its result does not depend on the number of
-threads; a worker thread draws the next steps' edges meanwhile.
+threads; a worker thread draws the next steps' edges meanwhile. It is compiled on
+first use (about 1.5 s) and cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
