@@ -245,7 +245,9 @@ def optimize_layout(
         What runs the steps: a compiled loop (numba, CPU only) or torch
         operations (any device). ``'auto'``: numba on the CPU, torch
         elsewhere. Both do the same arithmetic on the same draws; their
-        results differ by float rounding.
+        results differ by float rounding. The compiled loop computes in
+        float32 (the estimator's layouts are float32) and returns the
+        layout's dtype.
 
     Returns
     -------
@@ -345,7 +347,7 @@ def _numba_layout(Y, graph, rank, chunks, constants, progress):
                   *constants[1:], _GRAD_CLIP, _REPULSION_EPS)  # fmt: skip
         if progress is not None:
             progress.update(len(starts))
-    return torch.from_numpy(work[:, 0].copy())
+    return torch.from_numpy(work[:, 0].copy()).to(Y.dtype)
 
 
 def _torch_layout(Y, graph, rank, chunks, constants, progress):

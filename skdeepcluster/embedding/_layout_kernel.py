@@ -8,9 +8,10 @@ five to seven times over, through temporaries. This loop does the same arithmeti
 in one pass over the pairs and one over the touched points. Measured on a random
 graph of 1,000,000 nodes (15 neighbours, 10-D, steps of 8,192 edges, two cores,
 ``benchmarks/bench_layout_step.py``): 10.3 / 9.6 ms per step against torch's
-28.1 / 19.5 ms (``benchmarks/results/large.md``, "The layout's steps as a compiled
-loop"). numba comes with pynndescent, a core dependency; on a GPU the torch step
-runs. The loop is single-threaded, so its result does not depend on the number of
+28.1 / 19.5 ms; 3.9 / 4.2 against 9.7 / 10.2 ms at 70,000 nodes
+(``benchmarks/results/large.md``, "The layout's steps as a compiled loop").
+numba comes with pynndescent, a core dependency; on a GPU the torch step runs.
+The loop is single-threaded, so its result does not depend on the number of
 threads; a worker thread draws the next steps' edges meanwhile. It is compiled on
 first use (about 1.5 s) and cached on disk (``cache=True``).
 """
