@@ -55,41 +55,44 @@ def sgd_steps(
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _accumulate(W, head, tail, start, rate, a, b, eps):  # pragma: no cover
-    """Sum each pair's gradient into ``grad``: attraction per edge, repulsion per negative."""
-    n, dim = W.shape[0], W.shape[2]
+    """Sum each pair's gradient into ``W[:, 1]``: attraction per edge, repulsion per negative."""
+    n = W.shape[0]
     two_ab = 2.0 * a * b
     bf = np.float32(b)
     for i in range(head.shape[0]):
         h, t = head[i], tail[i]
-        d2 = 0.0
-        for k in range(dim):
-            d = W[h, 0, k] - W[t, 0, k]
-            d2 += d * d
-        d2 = max(d2, 1e-12)
+        d2 = _squared_distance(W, h, t)
         # float32 pow: 20 % faster per step than float64, well within the layout's noise.
         p = np.float32(d2) ** bf
-        coef = two_ab * (p / d2) / (1.0 + a * p)
-        for k in range(dim):
-            g = coef * (W[h, 0, k] - W[t, 0, k])
-            W[h, 1, k] += g
-            W[t, 1, k] -= g
+        _exchange(W, h, t, two_ab * (p / d2) / (1.0 + a * p))
         s = (start + i * rate) % n
         for _ in range(rate):
-            d2 = 0.0
-            for k in range(dim):
-                d = W[h, 0, k] - W[s, 0, k]
-                d2 += d * d
-            d2 = max(d2, 1e-12)
+            d2 = _squared_distance(W, h, s)
             p = np.float32(d2) ** bf
             adb = a * p
-            coef = two_ab * (p / d2) * (1.0 / (1.0 + adb) - 1.0 / (adb + eps))
-            for k in range(dim):
-                g = coef * (W[h, 0, k] - W[s, 0, k])
-                W[h, 1, k] += g
-                W[s, 1, k] -= g
+            _exchange(W, h, s, two_ab * (p / d2) * (1.0 / (1.0 + adb) - 1.0 / (adb + eps)))
             s += 1
             if s == n:
                 s = 0
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _squared_distance(W, i, j):  # pragma: no cover
+    """Squared distance of points ``i`` and ``j`` in the layout, at least ``1e-12``."""
+    d2 = 0.0
+    for k in range(W.shape[2]):
+        d = W[i, 0, k] - W[j, 0, k]
+        d2 += d * d
+    return max(d2, 1e-12)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _exchange(W, i, j, coef):  # pragma: no cover
+    """Add ``coef * (y_i - y_j)`` to point ``i``'s gradient and take it from ``j``'s."""
+    for k in range(W.shape[2]):
+        g = coef * (W[i, 0, k] - W[j, 0, k])
+        W[i, 1, k] += g
+        W[j, 1, k] -= g
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
