@@ -83,6 +83,7 @@ def test_auto_architecture_trains_no_network_on_small_data():
         {"architecture": "mlp"},
         {"hidden_layer_sizes": (64, 32)},
         {"hidden_layer_sizes": [500, 500]},
+        {"hidden_layer_sizes": [500, 500, 2000]},  # the wide network asked for by name
         {"latent_dim": 5},
         {"learning_rate": 0.01},
         {"batch_size": 64},
@@ -97,7 +98,7 @@ def test_auto_architecture_keeps_the_network_when_asked_for_training(params):
 
 @pytest.mark.parametrize(
     "params",
-    [{"hidden_layer_sizes": [500, 500, 2000]}, {"dropout": 0}, {"learning_rate": 1e-3},
+    [{"hidden_layer_sizes": "auto"}, {"dropout": 0}, {"learning_rate": 1e-3},
      {"callbacks": []}, {"n_clusters": 5, "n_init": 3, "clusterer": "gmm"}],
 )
 def test_auto_architecture_defaults_however_spelled(params):
@@ -110,6 +111,30 @@ def test_auto_architecture_other_cases():
     assert resolve(est(module=torch.nn.Identity()), 100).architecture == "module"
     assert resolve(est(architecture="none"), 10**6).architecture == "none"
     assert resolve(est(architecture="none", reducer=None), 100).refine is None
+
+
+# ------------------------------------------------------- hidden_layer_sizes
+def test_auto_hidden_layer_sizes_widen_with_the_rows():
+    wide = plan.AUTO_WIDE_MIN_SAMPLES
+    assert plan.AUTO_HIDDEN_LAYER_SIZES == (500, 500, 2000)
+    assert plan.AUTO_HIDDEN_LAYER_SIZES_SMALL == (500, 500, 1000)
+    assert resolve(est(), 10_000).hidden_layer_sizes == (500, 500, 1000)
+    assert resolve(est(), wide - 1).hidden_layer_sizes == (500, 500, 1000)
+    assert resolve(est(), wide).hidden_layer_sizes == (500, 500, 2000)
+    assert resolve(est(), 100, partial=True).hidden_layer_sizes == (500, 500, 2000)
+
+
+@pytest.mark.parametrize("sizes", [(), (64,), [500, 500, 2000], np.array([8, 4])])
+def test_explicit_hidden_layer_sizes_pass_through(sizes):
+    for n_samples in (100, 10**6):
+        assert resolve(est(hidden_layer_sizes=sizes), n_samples).hidden_layer_sizes is sizes
+
+
+def test_auto_hidden_layer_sizes_build_the_planned_network():
+    X = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32)
+    model = est(architecture="mlp", epochs=1, reducer=None, refine=None).fit(X)
+    widths = [m.out_features for m in model.autoencoder_.modules() if hasattr(m, "out_features")]
+    assert widths[:4] == [500, 500, 1000, model.latent_dim]
 
 
 # --------------------------------------------------------------- input_pca

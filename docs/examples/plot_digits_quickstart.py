@@ -8,7 +8,7 @@ digits, compare it with plain k-means on the raw pixels, and look at the learned
 embedding and the training curve.
 
 The network and the number of epochs are kept small so that the example runs in
-seconds; the defaults (``hidden_layer_sizes=(500, 500, 2000)``, ``epochs='auto'``)
+seconds; the defaults (``hidden_layer_sizes='auto'``, ``epochs='auto'``)
 train longer. Either way the codes go through the default second stage, a
 :class:`~skdeepcluster.NeighborEmbedding`, before k-means.
 """
