@@ -215,7 +215,9 @@ def _add_demo_command(commands) -> None:
     demo.add_argument("--epochs", type=int, help="training epochs (default: the estimator's)")
     demo.add_argument("--latent-dim", type=int, help="latent dimension")
     demo.add_argument(
-        "--hidden-layer-sizes", metavar="SIZES", help="encoder widths, e.g. 500,500,2000"
+        "--hidden-layer-sizes",
+        metavar="SIZES",
+        help="encoder widths, e.g. 500,500,2000 (default: the estimator's 'auto')",
     )
     demo.add_argument("--device", default="auto", help="'auto' (default), 'cpu', 'cuda', ...")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
@@ -237,7 +239,9 @@ def _add_model_options(net) -> None:
         "which then uses a convolutional autoencoder, and used for image plots",
     )
     net.add_argument(
-        "--hidden-layer-sizes", metavar="SIZES", help="encoder widths, e.g. 500,500,2000"
+        "--hidden-layer-sizes",
+        metavar="SIZES",
+        help="encoder widths, e.g. 500,500,2000 (default: the estimator's 'auto')",
     )
     net.add_argument("--latent-dim", type=int, metavar="D", help="latent dimension")
     net.add_argument("--epochs", type=int, metavar="N", help="training epochs")
