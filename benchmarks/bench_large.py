@@ -13,7 +13,8 @@ seeded generator: chunk ``i`` draws from the ``i``-th child of
 Each size then runs ``AutoencoderKMeans(n_clusters=10, random_state=seed)``
 (the defaults) on the first ``n`` rows of the memmap in a fresh process and
 reports ACC, NMI, the seconds of each stage (pre-training, encoding, k-NN
-graph, layout, clustering, refinement) and the peak resident memory.
+graph, layout, clustering, refinement, self-labelling) and the peak resident
+memory.
 ``--unseen`` fits on ``n`` deformed copies and predicts the 10,000 originals
 (never seen in ``fit``).
 
@@ -155,6 +156,8 @@ class StageTimer:
         self.wrap(ne, "optimize_layout", "layout")
         self.wrap(est, "_cluster", "clustering")
         self.wrap(est, "_refine", "refinement")
+        self.wrap(est, "_self_label", "self-labelling")  # training the head
+        self.wrap(_estimator, "predict_labels", "self-labelling")  # labelling X with it
         self.wrap(ne.NeighborEmbedding, "transform", "NE transform")
         del embedding
 
@@ -215,7 +218,10 @@ def child(
     return result
 
 
-STAGES = ["pre-training", "encoding", "k-NN graph", "layout", "clustering", "refinement"]
+STAGES = [
+    "pre-training", "encoding", "k-NN graph", "layout", "clustering", "refinement",
+    "self-labelling",
+]
 
 
 def table(results: list[dict]) -> list[str]:

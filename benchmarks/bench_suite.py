@@ -30,7 +30,7 @@ where the documentation names one, ``best``. Every fit runs
 alone in a fresh process (``--threads`` torch/BLAS threads) and reports ACC
 (Hungarian matching), NMI, the fit's seconds and the seconds of each stage
 (validation, pre-training, encoding, k-NN graph, layout, clustering,
-refinement; measured by wrapping the functions behind them, so pipeline
+refinement, self-labelling; measured by wrapping the functions behind them, so pipeline
 baselines report the neighbour embedding's stages only).
 
 Usage::
@@ -74,6 +74,7 @@ STAGES = [
     "layout",
     "clustering",
     "refinement",
+    "self-labelling",
 ]
 
 

@@ -96,7 +96,8 @@ REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
 #: A new stream goes last: ``spawn`` gives the first children the same seeds whatever
 #: their number, so adding one leaves the others (and earlier results) unchanged.
 _STREAMS = (
-    "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities"
+    "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities",
+    "self_label",
 )
 
 
@@ -109,7 +110,8 @@ class Seeds:
     augmentation, ``split`` the validation split, ``cluster`` the second
     stage and the clusterer, ``refine`` the refinement's batches and dropout,
     ``projection`` the rows that the input's principal components are fitted on,
-    ``communities`` the k-means runs behind the neighbour graph's communities.
+    ``communities`` the k-means runs behind the neighbour graph's communities,
+    ``self_label`` the self-labelling classifier's weights, rows and batches.
     """
 
     init: int
@@ -120,6 +122,7 @@ class Seeds:
     refine: int
     projection: int
     communities: int
+    self_label: int
 
     @classmethod
     def from_sequence(cls, sequence: np.random.SeedSequence) -> Seeds:
@@ -163,6 +166,7 @@ class FitPlan:
     reducer: object  # 'auto' (a NeighborEmbedding sized on the codes), an estimator, or None
     clusterer: object  # 'auto', 'graph', 'kmeans', 'minibatch_kmeans', 'gmm' or an estimator
     refine: object  # a RefinementStrategy or None
+    self_label: bool  # train the self-labelling classifier after the clustering
     seeds: Seeds
 
     @property
@@ -183,6 +187,7 @@ def resolve_plan(
     else:
         epochs = 1 if partial else n_epochs(est, n_samples - n_validation(est, n_samples))
         refine = None if partial else resolve_refine(est, reducer)
+    self_label = resolve_self_label(est, architecture, reducer, refine, partial=partial)
     return FitPlan(
         devices=tuple(devices),
         stream=stream,
@@ -193,6 +198,7 @@ def resolve_plan(
         reducer=reducer,
         clusterer=resolve_clusterer(est, n_samples, reducer),
         refine=refine,
+        self_label=self_label,
         seeds=seeds,
     )
 
@@ -228,7 +234,7 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     small data -- fewer than ``AUTO_NETWORK_MIN_SAMPLES`` rows of fewer than
     ``AUTO_NETWORK_MIN_FEATURES`` features -- when everything that would
     shape the network or its training is left at its default (``reducer``,
-    ``refine`` and every parameter of ``NETWORK_PARAMS``: ``epochs``,
+    ``refine``, ``self_label=True`` and every parameter of ``NETWORK_PARAMS``: ``epochs``,
     ``hidden_layer_sizes``, ``noise``, ``warm_start``, ...) and in ``fit``
     (``partial_fit`` trains a network chunk by chunk), and ``'mlp'``
     otherwise. The measurements behind it (ACC, seeds 0 and 1, two CPU
@@ -248,6 +254,7 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     defaults = (
         _is_auto(est.reducer)
         and (est.refine is None or _is_auto(est.refine))
+        and est.self_label is not True
         and not _network_params_set(est)
     )
     n_samples, n_features = shape
@@ -422,6 +429,22 @@ def resolve_refine(est, reducer):
     if refine is None:
         return None
     return REFINE_SHORTCUTS[refine]() if isinstance(refine, str) else clone(refine)
+
+
+def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool) -> bool:
+    """Whether ``fit`` trains the self-labelling classifier (see :mod:`skdeepcluster._self_label`).
+
+    ``'auto'``: with a trained network, the neighbour embedding as the second
+    stage (where it was measured: it labels new data better than their place in
+    the layout) and no refinement. Never in ``partial_fit``. ``True`` without a
+    network is refused by the estimator's parameter checks.
+    """
+    if partial or architecture == "none" or est.self_label is False:
+        return False
+    if est.self_label is True:
+        return True
+    neighbor_embedding = _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
+    return neighbor_embedding and refine is None
 
 
 def make_reducer(plan: FitPlan, est, n_codes: int):

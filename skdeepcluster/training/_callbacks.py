@@ -31,7 +31,7 @@ _METRIC_NAMES = {
 
 
 #: How an epoch of each stage is named in warnings.
-_STAGE_NAMES = {"pretrain": "", "refine": "refinement "}
+_STAGE_NAMES = {"pretrain": "", "refine": "refinement ", "self_label": "self-labelling "}
 
 
 class Callback(BaseEstimator):

@@ -30,7 +30,7 @@ class LoopState:
     Attributes
     ----------
     stage : str
-        ``'pretrain'`` or ``'refine'``.
+        ``'pretrain'``, ``'refine'`` or ``'self_label'``.
     module : torch.nn.Module
         The network being trained (possibly DDP-wrapped).
     optimizer : torch.optim.Optimizer
