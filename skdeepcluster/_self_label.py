@@ -39,8 +39,8 @@ from .training._pretrain import has_batch_norm
 SELF_LABEL_STEPS = 300
 
 #: ... but at most this many passes over the rows: 300 steps are 15 passes over the
-#: 5,000 rows where they were measured; small data (a few hundred rows) need no more
-#: passes than that, and the cap keeps their fits as fast as before.
+#: 5,000 rows where they were measured. Without the cap a few hundred rows would take
+#: hundreds of passes: the test suite's small fits took 405 s in all instead of 210 s.
 SELF_LABEL_MAX_EPOCHS = 15
 
 #: The classifier is kept only when it gives at least this share of the training rows
@@ -118,11 +118,14 @@ def sample_rows(X, n_rows: int, generator: np.random.Generator) -> tuple[np.ndar
     read block by block, keeping only the drawn rows.
     """
     n_samples = X.shape[0]
-    rows = np.sort(generator.permutation(n_samples)[:n_rows]) if n_rows < n_samples else None
-    if rows is None:
+    if n_rows < n_samples:
+        rows = np.sort(generator.permutation(n_samples)[:n_rows])
+    else:
         rows = np.arange(n_samples)
     if isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
         return rows, np.ascontiguousarray(X[rows], dtype=np.float32)
+    # Like every streamed array, a memmap is read in order, a block at a time, its pages
+    # released as the blocks go by (``iter_row_blocks``): memory stays bounded.
     taken, block_rows = [], 16 * INFERENCE_BATCH_SIZE
     for start, block in iter_row_blocks(X, block_rows):
         lo, hi = np.searchsorted(rows, [start, start + block.shape[0]])
