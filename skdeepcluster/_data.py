@@ -79,6 +79,30 @@ def read_rows(X, start: int, stop: int, *, dtype=np.float32) -> np.ndarray:
     return block
 
 
+def read_sorted_rows(X, rows: np.ndarray | None = None) -> np.ndarray:
+    """``X[rows]`` (all of ``X`` for None) as float32; ``rows`` in increasing order.
+
+    A NumPy array is indexed directly: sorted rows read a memmap front to back,
+    touching only the pages that hold them, which are released afterwards (see
+    :func:`release_pages`). Other array-likes promise row slicing only (h5py,
+    zarr; see :func:`streamable`): they are read block by block, keeping the
+    rows asked for.
+    """
+    if isinstance(X, np.ndarray):
+        sample = np.asarray(X if rows is None else X[rows], dtype=np.float32)
+        release_pages(X)
+        return sample
+    block_rows = max(1, STREAM_BLOCK_BYTES // (4 * int(X.shape[1])))
+    taken = []
+    for start, block in iter_row_blocks(X, block_rows):
+        if rows is None:
+            taken.append(block)
+        else:
+            lo, hi = np.searchsorted(rows, [start, start + block.shape[0]])
+            taken.append(block[rows[lo:hi] - start])
+    return np.concatenate(taken)
+
+
 def iter_row_blocks(X, block_rows: int, *, dtype=np.float32) -> Iterator[tuple[int, np.ndarray]]:
     """``(start, X[start:start + block_rows])`` as C-contiguous arrays of ``dtype``.
 

@@ -785,11 +785,10 @@ class AutoencoderKMeans(
                 X, module, centers, second_stage, plan, callbacks
             )
             history.update(refine_history)
-        head = labels = None
+        labels, head = self._predict_embedding(embedding, clusterer, centers), None
         if plan.self_label:
-            clusters = self._predict_embedding(embedding, clusterer, centers)
             head, labels, label_history = self._self_label(
-                X, module, codes.shape[1], clusters, plan
+                X, module, codes.shape[1], labels, plan
             )
             history.update(label_history)
         self._set_fitted(
@@ -986,30 +985,31 @@ class AutoencoderKMeans(
     def _self_label(self, X, module, n_codes, clusters, plan):
         """Stage 6: the classifier of ``clusters``, its labels of ``X`` and its history.
 
-        The classifier is dropped (None, None) when its training diverged,
-        when it leaves one of the clusters empty or gives fewer than
-        ``MIN_AGREEMENT`` of the rows their cluster (it did not learn the
-        clustering): the clusterer's labels are then kept.
+        The classifier is dropped (None, and ``clusters`` as the labels) when
+        its training diverged, when it leaves one of the clusters empty or
+        gives fewer than ``MIN_AGREEMENT`` of the rows their cluster (it did
+        not learn the clustering).
         """
-        with torch_seed_context(plan.seeds.self_label, plan.device):
-            head, history = train_label_head(
-                module,
-                X,
-                clusters,
-                n_codes=n_codes,
-                n_clusters=self.n_clusters,
-                batch_size=self.batch_size,
-                optimizer_factory=self._make_optimizer,
-                seed=plan.seeds.self_label,
-                device=plan.device,
-                verbose=self.verbose,
-            )
-        labels = None if head is None else predict_labels(head, X, device=plan.device)
-        if labels is not None and (
+        head, history = train_label_head(
+            module,
+            X,
+            clusters,
+            n_codes=n_codes,
+            n_clusters=self.n_clusters,
+            batch_size=self.batch_size,
+            optimizer_factory=self._make_optimizer,
+            seed=plan.seeds.self_label,
+            device=plan.device,
+            verbose=self.verbose,
+        )
+        if head is None:
+            return None, clusters, history
+        labels = predict_labels(head, X, device=plan.device)
+        if (
             np.unique(labels).size < np.unique(clusters).size
             or np.mean(labels == clusters) < MIN_AGREEMENT
         ):
-            head = labels = None
+            return None, clusters, history
         return head, labels, history
 
     def _set_fitted(
@@ -1018,8 +1018,8 @@ class AutoencoderKMeans(
     ):
         """Stage 7: the fitted attributes, labels consistent with ``predict``.
 
-        ``labels`` are the self-labelling ``head``'s labels of the training rows
-        (None without a head: the clusterer's on ``embedding``).
+        ``labels`` are the training rows' labels: the self-labelling ``head``'s,
+        else the clusterer's on ``embedding`` (computed here when None).
         """
         self.autoencoder_ = module
         self.device_ = device
@@ -1029,7 +1029,7 @@ class AutoencoderKMeans(
         self.clusterer_ = clusterer
         self.cluster_centers_ = centers
         self.label_head_ = head
-        if head is None:
+        if labels is None:
             labels = self._predict_embedding(embedding, clusterer, centers)
         self.labels_ = labels
         self.inertia_ = float(((embedding - centers[labels]) ** 2).sum())
@@ -1189,10 +1189,23 @@ class AutoencoderKMeans(
         return self._validate_X(X, reset=False, stream=_plan.streams(self, X))
 
     def _transform(self, X):
-        X = self._check_new_X(X)
+        return self._embed(self._check_new_X(X))
+
+    def _embed(self, X):
+        """The embedding of validated ``X``."""
         with torch_threads(self.n_jobs):
             codes = encode_array(self.autoencoder_, X, device=self.device_)
         return self.second_stage_.transform(codes)
+
+    def _labels(self, X, embedding=None):
+        """The clusters of validated ``X``: the self-labelling head's, or on its embedding."""
+        # getattr: models pickled before self-labelling have no label_head_.
+        if getattr(self, "label_head_", None) is not None:
+            with torch_threads(self.n_jobs):
+                return predict_labels(self.label_head_, X, device=self.device_)
+        if embedding is None:
+            embedding = self._embed(X)
+        return self._predict_embedding(embedding, self.clusterer_, self.cluster_centers_)
 
     def transform(self, X):
         """Embed ``X``: encoder, then the fitted scaler and reducer when set.
@@ -1226,11 +1239,7 @@ class AutoencoderKMeans(
         labels : ndarray of shape (n_samples,)
             Cluster index of each sample.
         """
-        if getattr(self, "label_head_", None) is not None:
-            X = self._check_new_X(X)
-            with torch_threads(self.n_jobs):
-                return predict_labels(self.label_head_, X, device=self.device_)
-        return self._predict_embedding(self._transform(X), self.clusterer_, self.cluster_centers_)
+        return self._labels(self._check_new_X(X))
 
     @staticmethod
     def _predict_embedding(embedding, clusterer, centers):
@@ -1267,13 +1276,8 @@ class AutoencoderKMeans(
             on the training data, ``-inertia_``.
         """
         X = self._check_new_X(X)
-        with torch_threads(self.n_jobs):
-            codes = encode_array(self.autoencoder_, X, device=self.device_)
-            embedding = self.second_stage_.transform(codes)
-            if getattr(self, "label_head_", None) is not None:
-                labels = predict_labels(self.label_head_, X, device=self.device_)
-            else:
-                labels = self._predict_embedding(embedding, self.clusterer_, self.cluster_centers_)
+        embedding = self._embed(X)
+        labels = self._labels(X, embedding)
         return -float(((embedding - self.cluster_centers_[labels]) ** 2).sum())
 
     def reconstruct(self, X):

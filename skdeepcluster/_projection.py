@@ -17,7 +17,7 @@ import torch
 from sklearn.decomposition import PCA
 from torch import nn
 
-from ._data import release_pages
+from ._data import read_sorted_rows
 
 #: Rows the basis is fitted on at most: the covariance of 784 features is well
 #: estimated from 20,000 rows (Fashion-MNIST's 70,000: 50 components fitted on
@@ -111,13 +111,9 @@ def sample_rows(X, max_rows: int, seed: int) -> np.ndarray:
     """
     n_samples = X.shape[0]
     if n_samples <= max_rows:
-        sample = np.asarray(X, dtype=np.float32)
-    else:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(n_samples, size=max_rows, replace=False))
-        sample = np.asarray(X[rows], dtype=np.float32)
-    release_pages(X)  # as the streamed blocks do: the pages read need not stay resident
-    return sample
+        return read_sorted_rows(X)
+    rng = np.random.default_rng(seed)
+    return read_sorted_rows(X, np.sort(rng.choice(n_samples, size=max_rows, replace=False)))
 
 
 def fit_projection(X, n_components: int, *, seed: int, max_rows: int | None = None):

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._data import TensorSource, iter_row_blocks
+from ._data import TensorSource, read_sorted_rows
+from ._device import torch_seed_context
 from ._precision import round_rows
 from .training._callbacks import NaNGuard, ProgressBar
-from .training._inference import INFERENCE_BATCH_SIZE, _apply_batched
+from .training._inference import _apply_batched
 from .training._loop import LoopState, fit_loop
 from .training._pretrain import has_batch_norm
 
@@ -86,8 +87,7 @@ class LabelObjective:
 
     def before_batch(self, state, idx) -> bool:
         if self.step >= self.n_steps:
-            state.stop = True
-            return False
+            return False  # ends the epoch; end_epoch then stops the loop
         self.step += 1
         return True
 
@@ -110,27 +110,19 @@ def label_steps(n_samples: int, batch_size: int) -> int:
     return min(SELF_LABEL_STEPS, SELF_LABEL_MAX_EPOCHS * batches)
 
 
-def sample_rows(X, n_rows: int, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def draw_rows(X, n_rows: int, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``n_rows`` rows of ``X`` drawn without replacement (all when fewer), in row order.
 
-    Returns the row indices and the rows as float32. An in-memory array is
-    indexed directly; anything else with row slicing (a memmap, h5py/zarr) is
-    read block by block, keeping only the drawn rows.
+    Returns the row indices and the rows as a fresh float32 array (read with
+    :func:`~skdeepcluster._data.read_sorted_rows`: a memmap only where the
+    rows lie, its pages released after).
     """
     n_samples = X.shape[0]
     if n_rows < n_samples:
         rows = np.sort(generator.permutation(n_samples)[:n_rows])
     else:
         rows = np.arange(n_samples)
-    if isinstance(X, np.ndarray) and not isinstance(X, np.memmap):
-        return rows, np.ascontiguousarray(X[rows], dtype=np.float32)
-    # Like every streamed array, a memmap is read in order, a block at a time, its pages
-    # released as the blocks go by (``iter_row_blocks``): memory stays bounded.
-    taken, block_rows = [], 16 * INFERENCE_BATCH_SIZE
-    for start, block in iter_row_blocks(X, block_rows):
-        lo, hi = np.searchsorted(rows, [start, start + block.shape[0]])
-        taken.append(block[rows[lo:hi] - start])
-    return rows, np.concatenate(taken)
+    return rows, read_sorted_rows(X, rows)
 
 
 def train_label_head(
@@ -152,13 +144,26 @@ def train_label_head(
     ``SELF_LABEL_STEPS * batch_size`` rows of ``X`` (so a large or streamed
     ``X`` costs no more memory than that sample), with the shared training
     loop (stage ``'self_label'``, the NaN guard, a progress bar when
-    ``verbose``). ``module`` is not changed. Returns the head (eval mode) and
+    ``verbose``). ``module`` is not changed; ``seed`` fixes the rows, the
+    head's initial weights and the batches. Returns the head (eval mode) and
     its history (``'self_label_loss'``); the head is None when its training
     diverged (the NaN guard tripped).
     """
+    with torch_seed_context(seed, device):  # the head's weights (torch's global state)
+        return _train_label_head(
+            module, X, labels, n_codes=n_codes, n_clusters=n_clusters,
+            batch_size=batch_size, optimizer_factory=optimizer_factory, seed=seed,
+            device=device, verbose=verbose,
+        )
+
+
+def _train_label_head(
+    module, X, labels, *, n_codes, n_clusters, batch_size, optimizer_factory, seed, device,
+    verbose,
+):
     generator = np.random.default_rng(seed)
     n_steps = label_steps(X.shape[0], batch_size)
-    rows, sample = sample_rows(X, n_steps * batch_size, generator)
+    rows, sample = draw_rows(X, n_steps * batch_size, generator)
     source = TensorSource(torch.from_numpy(sample).to(device))
     target = torch.as_tensor(labels[rows], dtype=torch.int64, device=device)
     head = LabelHead(copy.deepcopy(module), n_codes, n_clusters).to(device)

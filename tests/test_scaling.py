@@ -15,7 +15,13 @@ import skdeepcluster._clustering as clustering
 import skdeepcluster._estimator as estimator_module
 import skdeepcluster._plan as plan
 from skdeepcluster import AutoencoderKMeans, MLPAutoencoder, NeighborEmbedding
-from skdeepcluster._data import StreamSource, TensorSource, iter_row_blocks, release_pages
+from skdeepcluster._data import (
+    StreamSource,
+    TensorSource,
+    iter_row_blocks,
+    read_sorted_rows,
+    release_pages,
+)
 from skdeepcluster._device import resolve_device
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss
@@ -548,3 +554,16 @@ def test_seed_lock_is_free_in_a_forked_child():
         release.set()
         holder.join()
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_read_sorted_rows_from_arrays_memmaps_and_slice_only_array_likes(tmp_path):
+    X = np.arange(5000 * 4, dtype=np.float64).reshape(5000, 4)
+    path = tmp_path / "X.f64"
+    X.tofile(path)
+    mm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
+    rows = np.sort(np.random.default_rng(0).choice(5000, 700, replace=False))
+    for source in (X, mm, SliceOnly(X)):
+        sample = read_sorted_rows(source, rows)
+        assert sample.dtype == np.float32
+        np.testing.assert_array_equal(sample, X[rows].astype(np.float32))
+        np.testing.assert_array_equal(read_sorted_rows(source), X.astype(np.float32))

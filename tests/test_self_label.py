@@ -12,9 +12,9 @@ from skdeepcluster import AutoencoderKMeans, NeighborEmbedding, _plan
 from skdeepcluster._self_label import (
     SELF_LABEL_STEPS,
     LabelHead,
+    draw_rows,
     label_steps,
     predict_labels,
-    sample_rows,
     train_label_head,
 )
 from skdeepcluster.metrics import cluster_accuracy
@@ -136,18 +136,18 @@ def test_streamed_memmap_fit_self_labels(tmp_path, data):
 
 
 # ----------------------------------------------------------- the pieces
-def test_sample_rows_reads_a_memmap_like_an_array(tmp_path):
+def test_draw_rows_reads_a_memmap_like_an_array(tmp_path):
     X = np.arange(3000 * 3, dtype=np.float32).reshape(3000, 3)
     path = tmp_path / "X.f32"
     X.tofile(path)
     mm = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
-    rows, sample = sample_rows(X, 500, np.random.default_rng(1))
-    rows_mm, sample_mm = sample_rows(mm, 500, np.random.default_rng(1))
+    rows, sample = draw_rows(X, 500, np.random.default_rng(1))
+    rows_mm, sample_mm = draw_rows(mm, 500, np.random.default_rng(1))
     np.testing.assert_array_equal(rows, rows_mm)
     np.testing.assert_array_equal(sample, sample_mm)
     np.testing.assert_array_equal(sample, X[rows])
     assert len(np.unique(rows)) == 500 and np.all(np.diff(rows) > 0)
-    all_rows, everything = sample_rows(X, 10**6, np.random.default_rng(1))
+    all_rows, everything = draw_rows(X, 10**6, np.random.default_rng(1))
     np.testing.assert_array_equal(all_rows, np.arange(3000))
     np.testing.assert_array_equal(everything, X)
 
@@ -155,7 +155,7 @@ def test_sample_rows_reads_a_memmap_like_an_array(tmp_path):
 def test_train_label_head_takes_the_step_budget_and_leaves_the_module():
     X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
     X = X.astype(np.float32)
-    module = AutoencoderKMeans(3, **FAST).fit(X).autoencoder_
+    module = AutoencoderKMeans(3, random_state=0, **FAST).fit(X).autoencoder_
     before = {k: v.clone() for k, v in module.state_dict().items()}
     steps = []
 
@@ -173,6 +173,12 @@ def test_train_label_head_takes_the_step_budget_and_leaves_the_module():
     for k, v in module.state_dict().items():
         torch.testing.assert_close(v, before[k])
     assert cluster_accuracy(y, predict_labels(head, X, device=torch.device("cpu"))) > 0.95
+    again, _ = train_label_head(
+        module, X, y, n_codes=3, n_clusters=3, batch_size=64, optimizer_factory=factory,
+        seed=0, device=torch.device("cpu"),
+    )
+    for k, v in head.state_dict().items():  # the seed fixes the weights, rows and batches
+        torch.testing.assert_close(again.state_dict()[k], v, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("wrong", ["one cluster", "a few labels"])
