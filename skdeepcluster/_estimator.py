@@ -11,6 +11,7 @@ embedding), ``_clustering.py`` and ``refine/`` (one strategy per module). See
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from numbers import Integral, Real
 
@@ -49,7 +50,7 @@ from ._device import available_device, torch_seed_context, torch_threads
 from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
 from ._progress import stage_bar
 from ._projection import ProjectedAutoencoder, fit_projection
-from ._self_label import MIN_AGREEMENT, predict_labels, train_label_head
+from ._self_label import MIN_AGREEMENT, predict_labels, self_train, train_label_head
 from .embedding import NeighborEmbedding
 from .refine import RefinementStrategy, affine_head_from_sklearn
 from .training import (
@@ -350,6 +351,31 @@ class AutoencoderKMeans(
         gives fewer than 95 % of the training samples their cluster, empties
         one, or its training diverges. ``partial_fit`` never self-labels.
 
+    self_label_rounds : int, default=0
+        Rounds of self-training after self-labelling, to go beyond the
+        clusterer: each round takes the classifier's most confident training
+        samples of each cluster (half of them in the first round, a tenth
+        more each round, all from the sixth), trains the classifier on them
+        for 1,000 steps of ``batch_size`` rows (at most 50 passes over them)
+        with a cosine learning rate from ``learning_rate``, augmented as
+        ``self_label_augment`` says, and relabels every sample with it. On
+        the MNIST test set, six rounds with ``self_label_augment=0.1`` took
+        ACC from 0.950 to 0.972 (seeds 0-2, 127 s instead of 45 s on two CPU
+        cores; see the user guide). A value above 0
+        makes ``self_label='auto'`` self-label (as ``True`` does); it is
+        refused with ``self_label=False``. The rounds' classifier is kept
+        unless a round diverges or it leaves a cluster empty (then the
+        self-labelling classifier's labels stay). Whatever the rounds change,
+        ``transform`` still returns the embedding, on which
+        ``cluster_centers_`` and ``inertia_`` are.
+
+    self_label_augment : float or None, default=None
+        The image augmentation of the self-training rounds, as ``augment``
+        (needs ``image_shape``); None takes ``augment``'s value. Apart, because
+        what helps the classifier need not help pre-training: on the MNIST
+        test set (seed 0, six rounds) augmenting the rounds alone gave 0.974,
+        augmenting pre-training too 0.964.
+
     streaming : 'auto' or bool, default='auto'
         Whether ``fit`` and ``partial_fit`` train on ``X`` in blocks of rows
         (about 16 MiB each, the next one read in a background thread; batches
@@ -461,7 +487,8 @@ class AutoencoderKMeans(
         ``'refine_recon_loss'``, ``'refine_cluster_loss'`` and
         ``'n_changed'`` (fraction of labels changed per update); after
         self-labelling ``'self_label_loss'`` (per epoch over the rows it
-        trained on).
+        trained on); after self-training ``'self_train_loss'`` (per epoch
+        of every round).
 
     n_iter_ : int
         Number of pre-training epochs run in the last ``fit`` (counting one
@@ -563,6 +590,8 @@ class AutoencoderKMeans(
             None,
         ],
         "self_label": [StrOptions({"auto"}), "boolean"],
+        "self_label_rounds": [Interval(Integral, 0, None, closed="left")],
+        "self_label_augment": [Interval(Real, 0, 0.5, closed="left"), None],
         "streaming": [StrOptions({"auto"}), "boolean"],
         "device": [str, torch.device, list, tuple],
         "n_jobs": [Integral, None],
@@ -606,6 +635,8 @@ class AutoencoderKMeans(
         n_init=10,
         refine="auto",
         self_label="auto",
+        self_label_rounds=0,
+        self_label_augment=None,
         streaming="auto",
         device="auto",
         n_jobs=None,
@@ -645,6 +676,8 @@ class AutoencoderKMeans(
         self.n_init = n_init
         self.refine = refine
         self.self_label = self_label
+        self.self_label_rounds = self_label_rounds
+        self.self_label_augment = self_label_augment
         self.streaming = streaming
         self.device = device
         self.n_jobs = n_jobs
@@ -988,7 +1021,8 @@ class AutoencoderKMeans(
         The classifier is dropped (None, and ``clusters`` as the labels) when
         its training diverged, when it leaves one of the clusters empty or
         gives fewer than ``MIN_AGREEMENT`` of the rows their cluster (it did
-        not learn the clustering).
+        not learn the clustering). Then ``self_label_rounds`` rounds of
+        self-training (:meth:`_self_train`).
         """
         head, history = train_label_head(
             module,
@@ -1010,7 +1044,35 @@ class AutoencoderKMeans(
             or np.mean(labels == clusters) < MIN_AGREEMENT
         ):
             return None, clusters, history
+        if self.self_label_rounds:
+            head, labels = self._self_train(X, head, labels, plan, history)
         return head, labels, history
+
+    def _self_train(self, X, head, labels, plan, history):
+        """The self-trained classifier and its labels of ``X``; ``head`` and ``labels`` when
+        a round diverged or emptied a cluster. Adds ``'self_train_loss'`` to ``history``.
+        """
+        amount = self.augment if self.self_label_augment is None else self.self_label_augment
+        trained, train_history = self_train(
+            head,
+            X,
+            n_rounds=self.self_label_rounds,
+            batch_size=self.batch_size,
+            optimizer_factory=self._make_optimizer,
+            augment=functools.partial(self._augmenter, X.shape[1], amount=amount)
+            if amount
+            else None,
+            seed=plan.seeds.self_train,
+            device=plan.device,
+            verbose=self.verbose,
+        )
+        history.update(train_history)
+        if trained is None:
+            return head, labels
+        trained_labels = predict_labels(trained, X, device=plan.device)
+        if np.unique(trained_labels).size < np.unique(labels).size:
+            return head, labels
+        return trained, trained_labels
 
     def _set_fitted(
         self, module, device, second_stage, clusterer, centers, embedding, *, head=None,
@@ -1064,11 +1126,12 @@ class AutoencoderKMeans(
         self._check_no_network()
         if self.architecture == "conv" and self.image_shape is None and self.module is None:
             raise ValueError("architecture='conv' needs image_shape=(C, H, W).")
-        if self.augment and self.image_shape is None:
-            raise ValueError(
-                f"augment={self.augment} shifts and rotates images; it needs "
-                "image_shape=(C, H, W)."
-            )
+        for name in ("augment", "self_label_augment"):
+            if getattr(self, name) and self.image_shape is None:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} shifts and rotates images; it needs "
+                    "image_shape=(C, H, W)."
+                )
         if self.augment and isinstance(self.device, (list, tuple)):
             raise ValueError(
                 "augment > 0 is not supported with a list of devices (data-parallel "
@@ -1083,6 +1146,17 @@ class AutoencoderKMeans(
             if hasattr(callback, "_validate_params"):
                 callback._validate_params()
         self._check_refine()
+        if self.self_label_rounds and self.self_label is False:
+            raise ValueError(
+                f"self_label_rounds={self.self_label_rounds} self-trains the "
+                "self-labelling classifier, but self_label=False trains none; use "
+                "self_label='auto' or True, or self_label_rounds=0."
+            )
+        if self.self_label_augment and not self.self_label_rounds:
+            raise ValueError(
+                f"self_label_augment={self.self_label_augment} augments the "
+                "self-training rounds; set self_label_rounds > 0."
+            )
 
     def _check_no_network(self):
         """``architecture='none'`` refuses the options that only a network can use."""
@@ -1097,6 +1171,8 @@ class AutoencoderKMeans(
             asked["refine"] = self.refine
         if self.self_label is True:
             asked["self_label"] = True
+        if self.self_label_rounds:
+            asked["self_label_rounds"] = self.self_label_rounds
         if asked:
             (name, value), *_ = asked.items()
             raise ValueError(
@@ -1166,14 +1242,16 @@ class AutoencoderKMeans(
             verbose=self.verbose,
         )
 
-    def _augmenter(self, n_features, seed):
-        """The batch augmentation of ``augment`` (None when off), seeded with ``seed``."""
-        if not self.augment:
+    def _augmenter(self, n_features, seed, amount=None):
+        """The batch augmentation of ``amount`` (default ``augment``; None when 0), seeded
+        with ``seed``."""
+        amount = self.augment if amount is None else amount
+        if not amount:
             return None
         return RandomAffine(
             resolve_image_shape(self.image_shape, n_features),
-            shift=self.augment,
-            rotation=100.0 * self.augment,
+            shift=amount,
+            rotation=100.0 * amount,
             generator=torch.Generator().manual_seed(seed),
         )
 

@@ -97,7 +97,7 @@ REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
 #: their number, so adding one leaves the others (and earlier results) unchanged.
 _STREAMS = (
     "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities",
-    "self_label",
+    "self_label", "self_train",
 )
 
 
@@ -111,7 +111,8 @@ class Seeds:
     stage and the clusterer, ``refine`` the refinement's batches and dropout,
     ``projection`` the rows that the input's principal components are fitted on,
     ``communities`` the k-means runs behind the neighbour graph's communities,
-    ``self_label`` the self-labelling classifier's weights, rows and batches.
+    ``self_label`` the self-labelling classifier's weights, rows and batches,
+    ``self_train`` the self-training's rows, batches and augmentation.
     """
 
     init: int
@@ -123,6 +124,7 @@ class Seeds:
     projection: int
     communities: int
     self_label: int
+    self_train: int
 
     @classmethod
     def from_sequence(cls, sequence: np.random.SeedSequence) -> Seeds:
@@ -234,7 +236,8 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     small data -- fewer than ``AUTO_NETWORK_MIN_SAMPLES`` rows of fewer than
     ``AUTO_NETWORK_MIN_FEATURES`` features -- when everything that would
     shape the network or its training is left at its default (``reducer``,
-    ``refine``, ``self_label=True`` and every parameter of ``NETWORK_PARAMS``: ``epochs``,
+    ``refine``, ``self_label=True``, ``self_label_rounds`` and every parameter of
+    ``NETWORK_PARAMS``: ``epochs``,
     ``hidden_layer_sizes``, ``noise``, ``warm_start``, ...) and in ``fit``
     (``partial_fit`` trains a network chunk by chunk), and ``'mlp'``
     otherwise. The measurements behind it (ACC, seeds 0 and 1, two CPU
@@ -255,6 +258,7 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
         _is_auto(est.reducer)
         and (est.refine is None or _is_auto(est.refine))
         and est.self_label is not True
+        and not est.self_label_rounds
         and not _network_params_set(est)
     )
     n_samples, n_features = shape
@@ -436,12 +440,13 @@ def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool
 
     ``'auto'``: with a trained network, the neighbour embedding as the second
     stage (where it was measured: it labels new data better than their place in
-    the layout) and no refinement. Never in ``partial_fit``. ``True`` without a
-    network is refused by the estimator's parameter checks.
+    the layout) and no refinement. Never in ``partial_fit``. ``True`` and
+    ``self_label_rounds > 0`` self-label whatever the second stage; without a
+    network they are refused by the estimator's parameter checks.
     """
     if partial or architecture == "none" or est.self_label is False:
         return False
-    if est.self_label is True:
+    if est.self_label is True or est.self_label_rounds:
         return True
     neighbor_embedding = _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
     return neighbor_embedding and refine is None
