@@ -291,6 +291,17 @@ def self_train(
     changed. Returns the trained copy (eval mode; None when a round diverged)
     and its history (``'self_train_loss'``, per epoch of every round).
     """
+    with torch_seed_context(seed, device):  # dropout, if the network has any
+        return _self_train(
+            head, X, n_rounds=n_rounds, batch_size=batch_size,
+            optimizer_factory=optimizer_factory, augment=augment, seed=seed, device=device,
+            verbose=verbose,
+        )
+
+
+def _self_train(
+    head, X, *, n_rounds, batch_size, optimizer_factory, augment, seed, device, verbose
+):
     generator = np.random.default_rng(seed)
     _, sample = draw_rows(X, SELF_TRAIN_STEPS * batch_size, generator)
     rows_on_device = torch.from_numpy(sample).to(device)

@@ -19,6 +19,13 @@ def blobs():
 
 
 @pytest.fixture(scope="session")
+def blobs4():
+    """400 rows of 12 features in 4 blobs, float32: enough for the self-labelling classifier."""
+    X, y = make_blobs(n_samples=400, centers=4, n_features=12, random_state=3)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="session")
 def digits():
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y

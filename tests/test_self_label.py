@@ -23,10 +23,9 @@ from skdeepcluster.training import make_optimizer
 from .conftest import FAST
 
 
-@pytest.fixture(scope="module")
-def data():
-    X, y = make_blobs(n_samples=400, centers=4, n_features=12, random_state=3)
-    return X.astype(np.float32), y
+@pytest.fixture
+def data(blobs4):
+    return blobs4
 
 
 def fitted(data, **params):

@@ -26,10 +26,9 @@ from .conftest import FAST
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module")
-def data():
-    X, y = make_blobs(n_samples=400, centers=4, n_features=12, random_state=3)
-    return X.astype(np.float32), y
+@pytest.fixture
+def data(blobs4):
+    return blobs4
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +222,18 @@ def test_rounds_make_auto_self_label_and_train_a_network():
     assert plan.self_label is True
     est = AutoencoderKMeans(n_clusters=3, self_label_rounds=1)
     assert _plan.resolve_architecture(est, (500, 10), partial=False) == "mlp"
+
+
+def test_rounds_with_dropout_are_reproducible(data):
+    X, _ = data
+    fits = [
+        AutoencoderKMeans(
+            n_clusters=4, random_state=0, self_label_rounds=1,
+            **{**FAST, "hidden_layer_sizes": (64, 32), "latent_dim": 4, "dropout": 0.2},
+        ).fit(X)
+        for _ in range(2)
+    ]
+    assert "self_train_loss" in fits[0].history_
+    np.testing.assert_array_equal(fits[0].labels_, fits[1].labels_)
+    for k, v in fits[0].label_head_.state_dict().items():
+        torch.testing.assert_close(fits[1].label_head_.state_dict()[k], v, rtol=0, atol=0)
