@@ -146,10 +146,19 @@ class LabelObjective:
         return {k: float(v) / max(n_seen, 1) for k, v in totals.items()}
 
 
-def label_steps(n_samples: int, batch_size: int) -> int:
-    """The classifier's steps: ``SELF_LABEL_STEPS``, at most ``SELF_LABEL_MAX_EPOCHS`` passes."""
+def label_steps(
+    n_samples: int,
+    batch_size: int,
+    steps: int = SELF_LABEL_STEPS,
+    max_epochs: int = SELF_LABEL_MAX_EPOCHS,
+) -> int:
+    """A training's steps over ``n_samples`` rows: ``steps``, at most ``max_epochs`` passes.
+
+    The defaults are the self-labelling classifier's budget; a self-training
+    round passes ``SELF_TRAIN_STEPS`` and ``SELF_TRAIN_MAX_EPOCHS``.
+    """
     batches = -(-n_samples // max(1, min(batch_size, n_samples)))
-    return min(SELF_LABEL_STEPS, SELF_LABEL_MAX_EPOCHS * batches)
+    return min(steps, max_epochs * batches)
 
 
 def draw_rows(X, n_rows: int, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -313,11 +322,10 @@ def _self_train(
         logits = predict_logits(head, sample, device=device)
         rows = confident_rows(logits, min(1.0, FIRST_SHARE + round_ * SHARE_STEP))
         source = TensorSource(rows_on_device[torch.from_numpy(rows).to(device)])
-        n_batches = -(-rows.size // max(1, min(batch_size, rows.size)))
         objective = LabelObjective(
             head,
             torch.as_tensor(logits[rows].argmax(axis=1), dtype=torch.int64, device=device),
-            min(SELF_TRAIN_STEPS, SELF_TRAIN_MAX_EPOCHS * n_batches),
+            label_steps(rows.size, batch_size, SELF_TRAIN_STEPS, SELF_TRAIN_MAX_EPOCHS),
             augment=transform, cosine=True, name="self_train_loss",
         )
         desc = f"self-training {round_ + 1}/{n_rounds}" if verbose else None
