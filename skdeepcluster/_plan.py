@@ -77,7 +77,7 @@ AUTO_WIDE_MIN_SAMPLES = 20_000
 NETWORK_PARAMS = (
     "hidden_layer_sizes", "conv_channels", "latent_dim", "activation", "output_activation",
     "dropout", "batch_norm", "loss", "optimizer", "learning_rate", "weight_decay",
-    "batch_size", "epochs", "noise", "noise_type", "augment", "validation_fraction",
+    "batch_size", "epochs", "noise", "noise_type", "augment", "flip", "validation_fraction",
     "n_iter_no_change", "tol", "callbacks", "warm_start",
 )
 
@@ -97,7 +97,7 @@ REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
 #: their number, so adding one leaves the others (and earlier results) unchanged.
 _STREAMS = (
     "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities",
-    "self_label", "self_train",
+    "self_label", "self_train", "consistency",
 )
 
 
@@ -112,7 +112,8 @@ class Seeds:
     ``projection`` the rows that the input's principal components are fitted on,
     ``communities`` the k-means runs behind the neighbour graph's communities,
     ``self_label`` the self-labelling classifier's weights, rows and batches,
-    ``self_train`` the self-training's rows, batches and augmentation.
+    ``self_train`` the self-training's rows, batches and augmentation,
+    ``consistency`` the neighbour consistency's batches, neighbours and augmentation.
     """
 
     init: int
@@ -125,6 +126,7 @@ class Seeds:
     communities: int
     self_label: int
     self_train: int
+    consistency: int
 
     @classmethod
     def from_sequence(cls, sequence: np.random.SeedSequence) -> Seeds:
@@ -259,6 +261,7 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
         and (est.refine is None or _is_auto(est.refine))
         and est.self_label is not True
         and not est.self_label_rounds
+        and not est.self_label_consistency
         and not _network_params_set(est)
     )
     n_samples, n_features = shape
@@ -440,13 +443,14 @@ def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool
 
     ``'auto'``: with a trained network, the neighbour embedding as the second
     stage (where it was measured: it labels new data better than their place in
-    the layout) and no refinement. Never in ``partial_fit``. ``True`` and
-    ``self_label_rounds > 0`` self-label whatever the second stage; without a
-    network they are refused by the estimator's parameter checks.
+    the layout) and no refinement. Never in ``partial_fit``. ``True``,
+    ``self_label_rounds > 0`` and ``self_label_consistency > 0`` self-label
+    whatever the second stage; without a network they are refused by the
+    estimator's parameter checks.
     """
     if partial or architecture == "none" or est.self_label is False:
         return False
-    if est.self_label is True or est.self_label_rounds:
+    if est.self_label is True or est.self_label_rounds or est.self_label_consistency:
         return True
     neighbor_embedding = _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
     return neighbor_embedding and refine is None

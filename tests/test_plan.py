@@ -15,7 +15,7 @@ from skdeepcluster.training import EarlyStopping
 
 STREAM_FIELDS = (
     "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities",
-    "self_label", "self_train",
+    "self_label", "self_train", "consistency",
 )
 
 
@@ -365,7 +365,7 @@ def test_fit_seeds_are_deterministic_and_distinct():
     assert a == b
     values = dataclasses.astuple(a)
     assert tuple(f.name for f in dataclasses.fields(a)) == STREAM_FIELDS
-    assert len(set(values)) == 10  # ten independent streams
+    assert len(set(values)) == len(STREAM_FIELDS) == 11  # eleven independent streams
     assert all(isinstance(v, int) and 0 <= v < 2**32 for v in values)
     assert plan.fit_seeds(1) != a
     assert plan.fit_seeds(2**40 + 7) == plan.fit_seeds(2**40 + 7)  # large entropy too
@@ -377,7 +377,7 @@ def test_partial_fit_seeds_differ_per_call_and_from_fit():
     assert len(set(calls)) == 5
     assert plan.fit_seeds(0) not in calls
     for seeds in calls:
-        assert len(set(dataclasses.astuple(seeds))) == 10
+        assert len(set(dataclasses.astuple(seeds))) == len(STREAM_FIELDS)
     assert plan.partial_fit_seeds(1, 0) != calls[0]
     # no stream of one call reappears as a stream of another call or of fit
     streams = [v for s in [plan.fit_seeds(0), *calls] for v in dataclasses.astuple(s)]

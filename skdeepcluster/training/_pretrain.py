@@ -77,8 +77,9 @@ class RandomAffine:
     Each image of the batch gets its own transform: a rotation by up to
     ``rotation`` degrees and a shift by up to ``shift`` times its height and
     width, drawn uniformly, applied with bilinear interpolation (pixels
-    beyond the border repeat the border). The transforms are drawn from
-    ``generator`` (a CPU generator), so runs are reproducible.
+    beyond the border repeat the border); with ``flip``, half of the images,
+    drawn at random, are also mirrored left to right. The transforms are drawn
+    from ``generator`` (a CPU generator), so runs are reproducible.
 
     Parameters
     ----------
@@ -88,6 +89,9 @@ class RandomAffine:
         Largest shift, as a fraction of the image's height and width.
     rotation : float
         Largest rotation, in degrees.
+    flip : bool, default=False
+        Mirror half of the images left to right (for data whose classes are
+        mirror-symmetric: clothes, not digits).
     generator : torch.Generator, optional
         Source of the transforms (torch's global generator when None).
     """
@@ -98,11 +102,13 @@ class RandomAffine:
         *,
         shift: float,
         rotation: float,
+        flip: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         self.image_shape = tuple(int(s) for s in image_shape)
         self.shift = float(shift)
         self.rotation = float(rotation)
+        self.flip = bool(flip)
         self.generator = generator
 
     def __call__(self, xb: torch.Tensor) -> torch.Tensor:
@@ -112,8 +118,13 @@ class RandomAffine:
         # affine_grid's coordinates span [-1, 1]: a shift of f * side is 2 * f.
         tx, ty = 2.0 * self.shift * u[:, 1], 2.0 * self.shift * u[:, 2]
         cos, sin = torch.cos(angle), torch.sin(angle)
+        # Mirroring negates the input's x coordinate: the first column of theta.
+        mirror = torch.ones(n)
+        if self.flip:
+            mirror = torch.where(torch.rand(n, generator=self.generator) < 0.5, -1.0, 1.0)
         theta = torch.stack(
-            [torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1
+            [torch.stack([cos * mirror, -sin, tx], 1), torch.stack([sin * mirror, cos, ty], 1)],
+            1,
         ).to(device=xb.device, dtype=xb.dtype)
         images = xb.reshape(n, *self.image_shape)
         grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
