@@ -98,17 +98,6 @@ def _take_graph(reducer):
     return None
 
 
-def _kept_or_trained(head, labels, trained, X, device):
-    """``trained`` (a further trained classifier) and its labels of ``X``, or ``head`` and
-    ``labels`` when the training diverged (``trained`` is None) or emptied a cluster."""
-    if trained is None:
-        return head, labels
-    trained_labels = predict_labels(trained, X, device=device)
-    if np.unique(trained_labels).size < np.unique(labels).size:
-        return head, labels
-    return trained, trained_labels
-
-
 def _is_fitted_attr(name: str) -> bool:
     return name.endswith("_") and not name.startswith("__")
 
@@ -1112,45 +1101,42 @@ class AutoencoderKMeans(
 
     def _consistency(self, X, head, labels, plan, history, graph):
         """The classifier after neighbour consistency on ``graph`` (the neighbour embedding's
-        ``graph_`` and ``fit_indices_``) and its labels; ``head`` and ``labels`` when it
-        diverged or emptied a cluster. Adds ``'consistency_loss'`` to ``history``.
-        """
+        ``graph_`` and ``fit_indices_``) and its labels (:meth:`_train_further`)."""
         graph, rows = graph
-        trained, consistency_history = train_consistency(
-            head,
-            X,
-            graph,
-            rows,
-            n_steps=self.self_label_consistency,
-            batch_size=self.batch_size,
+        return self._train_further(
+            train_consistency, X, head, labels, plan, history,
+            graph=graph, rows=rows, n_steps=self.self_label_consistency,
             optimizer_factory=lambda params: self._make_optimizer(
                 params, learning_rate=CONSISTENCY_LEARNING_RATE_SHARE * self.learning_rate
             ),
-            augment=self._self_label_augmenter(X),
             seed=plan.seeds.consistency,
-            device=plan.device,
-            verbose=self.verbose,
         )
-        history.update(consistency_history)
-        return _kept_or_trained(head, labels, trained, X, plan.device)
 
     def _self_train(self, X, head, labels, plan, history):
-        """The self-trained classifier and its labels of ``X``; ``head`` and ``labels`` when
-        a round diverged or emptied a cluster. Adds ``'self_train_loss'`` to ``history``.
+        """The self-trained classifier and its labels (:meth:`_train_further`)."""
+        return self._train_further(
+            self_train, X, head, labels, plan, history, n_rounds=self.self_label_rounds,
+            optimizer_factory=self._make_optimizer, seed=plan.seeds.self_train,
+        )
+
+    def _train_further(self, train, X, head, labels, plan, history, **kwargs):
+        """``train`` (``self_train`` or ``train_consistency``) on a copy of ``head``.
+
+        Returns the trained classifier and its labels of ``X``, or ``head`` and
+        ``labels`` when the training diverged or emptied a cluster; adds the
+        training's losses to ``history``.
         """
-        trained, train_history = self_train(
-            head,
-            X,
-            n_rounds=self.self_label_rounds,
-            batch_size=self.batch_size,
-            optimizer_factory=self._make_optimizer,
-            augment=self._self_label_augmenter(X),
-            seed=plan.seeds.self_train,
-            device=plan.device,
-            verbose=self.verbose,
+        trained, train_history = train(
+            head, X, batch_size=self.batch_size, augment=self._self_label_augmenter(X),
+            device=plan.device, verbose=self.verbose, **kwargs,
         )
         history.update(train_history)
-        return _kept_or_trained(head, labels, trained, X, plan.device)
+        if trained is None:
+            return head, labels
+        trained_labels = predict_labels(trained, X, device=plan.device)
+        if np.unique(trained_labels).size < np.unique(labels).size:
+            return head, labels
+        return trained, trained_labels
 
     def _set_fitted(
         self, module, device, second_stage, clusterer, centers, embedding, *, head=None,

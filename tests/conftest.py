@@ -26,6 +26,24 @@ def blobs4():
 
 
 @pytest.fixture(scope="session")
+def label_head_and_blobs():
+    """A self-labelling classifier of 300 rows in 3 blobs: ``(head, X, y)`` (CPU, float32)."""
+    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster._self_label import train_label_head
+    from skdeepcluster.training import make_optimizer
+
+    X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
+    X = X.astype(np.float32)
+    module = AutoencoderKMeans(3, random_state=0, **FAST).fit(X).autoencoder_
+    head, _ = train_label_head(
+        module, X, y, n_codes=3, n_clusters=3, batch_size=64,
+        optimizer_factory=lambda p: make_optimizer("adam", p, learning_rate=1e-3),
+        seed=0, device=torch.device("cpu"),
+    )
+    return head, X, y
+
+
+@pytest.fixture(scope="session")
 def digits():
     X, y = load_digits(return_X_y=True)
     return X / 16.0, y

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 from sklearn.neighbors import kneighbors_graph
 
@@ -14,7 +13,7 @@ from skdeepcluster._consistency import (
     ConsistencyObjective,
     train_consistency,
 )
-from skdeepcluster._self_label import LabelHead, predict_labels, train_label_head
+from skdeepcluster._self_label import LabelHead, predict_labels
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.training import make_optimizer
 from skdeepcluster.training._pretrain import RandomAffine
@@ -29,16 +28,9 @@ def adam(params):
 
 
 @pytest.fixture(scope="module")
-def head_graph_and_data():
-    X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
-    X = X.astype(np.float32)
-    module = AutoencoderKMeans(3, random_state=0, **FAST).fit(X).autoencoder_
-    head, _ = train_label_head(
-        module, X, y, n_codes=3, n_clusters=3, batch_size=64,
-        optimizer_factory=adam, seed=0, device=CPU,
-    )
-    graph = kneighbors_graph(X, 5, include_self=False).tocsr()
-    return head, graph, X, y
+def head_graph_and_data(label_head_and_blobs):
+    head, X, y = label_head_and_blobs
+    return head, kneighbors_graph(X, 5, include_self=False).tocsr(), X, y
 
 
 # ----------------------------------------------------------- the objective
@@ -164,23 +156,30 @@ def test_random_affine_flip_mirrors_about_half_of_the_images():
 
 
 # ----------------------------------------------------------- the estimator
-def test_consistency_trains_the_estimators_classifier(blobs4):
+@pytest.mark.parametrize(
+    "params, loss",
+    [
+        ({"self_label_consistency": 30}, "consistency_loss"),
+        ({"self_label_rounds": 2}, "self_train_loss"),
+    ],
+)
+def test_further_training_of_the_estimators_classifier(blobs4, params, loss):
     X, y = blobs4
-    model = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_consistency=30, **FAST
-    ).fit(X)
+    model = AutoencoderKMeans(n_clusters=4, random_state=0, **params, **FAST).fit(X)
     assert isinstance(model.label_head_, LabelHead)
-    assert len(model.history_["consistency_loss"]) >= 1
+    assert len(model.history_[loss]) >= 1
     assert not hasattr(model.reducer_, "graph_")  # the fitted model keeps no graph
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+    np.testing.assert_array_equal(
+        predict_labels(model.label_head_, X, device=model.device_), model.labels_
+    )
     assert cluster_accuracy(y, model.labels_) > 0.95
-    again = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_consistency=30, **FAST
-    ).fit(X)
+    again = AutoencoderKMeans(n_clusters=4, random_state=0, **params, **FAST).fit(X)
     np.testing.assert_array_equal(again.labels_, model.labels_)
+    # The further training leaves the embedding (and what is fitted on it) alone.
     plain = AutoencoderKMeans(n_clusters=4, random_state=0, **FAST).fit(X)
     np.testing.assert_array_equal(model.transform(X), plain.transform(X))
-    assert "consistency_loss" not in plain.history_
+    assert loss not in plain.history_
 
 
 def test_consistency_then_rounds_with_flipped_images(blobs4):
@@ -195,25 +194,32 @@ def test_consistency_then_rounds_with_flipped_images(blobs4):
 
 
 @pytest.mark.parametrize("failure", ["diverged", "emptied a cluster"])
-def test_failed_consistency_keeps_the_first_classifier(blobs4, monkeypatch, failure):
+@pytest.mark.parametrize(
+    "training, params",
+    [
+        ("train_consistency", {"self_label_consistency": 10}),
+        ("self_train", {"self_label_rounds": 1}),
+    ],
+)
+def test_failed_further_training_keeps_the_first_classifier(
+    blobs4, monkeypatch, failure, training, params
+):
     from skdeepcluster import _estimator
 
     X, _ = blobs4
     first = AutoencoderKMeans(n_clusters=4, random_state=0, **FAST).fit(X)
-    real = _estimator.train_consistency
+    real = getattr(_estimator, training)
 
-    def broken(head, X, graph, rows, **kwargs):
-        trained, history = real(head, X, graph, rows, **kwargs)
+    def broken(head, X, **kwargs):
+        trained, history = real(head, X, **kwargs)
         if failure == "diverged":
             return None, history
         with torch.no_grad():  # every row in cluster 0
             trained.linear.bias.copy_(torch.tensor([1e6, 0.0, 0.0, 0.0]))
         return trained, history
 
-    monkeypatch.setattr(_estimator, "train_consistency", broken)
-    model = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_consistency=10, **FAST
-    ).fit(X)
+    monkeypatch.setattr(_estimator, training, broken)
+    model = AutoencoderKMeans(n_clusters=4, random_state=0, **params, **FAST).fit(X)
     np.testing.assert_array_equal(model.labels_, first.labels_)
     for k, v in first.label_head_.state_dict().items():
         torch.testing.assert_close(model.label_head_.state_dict()[k], v, rtol=0, atol=0)

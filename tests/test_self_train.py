@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 
 from skdeepcluster import AutoencoderKMeans, _plan
@@ -12,11 +11,9 @@ from skdeepcluster._self_label import (
     SELF_TRAIN_MAX_EPOCHS,
     SELF_TRAIN_STEPS,
     SHARE_STEP,
-    LabelHead,
     confident_rows,
     predict_labels,
     self_train,
-    train_label_head,
 )
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.training import make_optimizer
@@ -32,15 +29,8 @@ def data(blobs4):
 
 
 @pytest.fixture(scope="module")
-def head_and_data():
-    X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
-    X = X.astype(np.float32)
-    module = AutoencoderKMeans(3, random_state=0, **FAST).fit(X).autoencoder_
-    head, _ = train_label_head(
-        module, X, y, n_codes=3, n_clusters=3, batch_size=64,
-        optimizer_factory=adam, seed=0, device=CPU,
-    )
-    return head, X, y
+def head_and_data(label_head_and_blobs):
+    return label_head_and_blobs
 
 
 def adam(params):
@@ -139,26 +129,8 @@ def test_share_schedule_reaches_all_rows_at_the_sixth_round():
 
 
 # ----------------------------------------------------------- the estimator
-def test_rounds_self_train_the_estimators_classifier(data):
-    X, y = data
-    model = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_rounds=2, **FAST
-    ).fit(X)
-    assert isinstance(model.label_head_, LabelHead)
-    assert len(model.history_["self_train_loss"]) >= 2
-    np.testing.assert_array_equal(model.predict(X), model.labels_)
-    np.testing.assert_array_equal(
-        predict_labels(model.label_head_, X, device=model.device_), model.labels_
-    )
-    assert cluster_accuracy(y, model.labels_) > 0.95
-    again = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_rounds=2, **FAST
-    ).fit(X)
-    np.testing.assert_array_equal(again.labels_, model.labels_)
-    # Self-training leaves the embedding (and what is fitted on it) alone.
-    plain = AutoencoderKMeans(n_clusters=4, random_state=0, **FAST).fit(X)
-    np.testing.assert_array_equal(model.transform(X), plain.transform(X))
-    assert "self_train_loss" not in plain.history_
+# The rounds on the estimator's classifier (its labels, determinism, the embedding left
+# alone): test_consistency.py, test_further_training_of_the_estimators_classifier.
 
 
 def test_rounds_with_image_augmentation(data):
@@ -172,29 +144,8 @@ def test_rounds_with_image_augmentation(data):
     assert cluster_accuracy(y, model.labels_) > 0.95
 
 
-@pytest.mark.parametrize("failure", ["diverged", "emptied a cluster"])
-def test_failed_rounds_keep_the_first_classifier(data, monkeypatch, failure):
-    from skdeepcluster import _estimator
-
-    X, _ = data
-    first = AutoencoderKMeans(n_clusters=4, random_state=0, **FAST).fit(X)
-    real = _estimator.self_train
-
-    def broken(head, X, **kwargs):
-        trained, history = real(head, X, **kwargs)
-        if failure == "diverged":
-            return None, history
-        with torch.no_grad():  # every row in cluster 0
-            trained.linear.bias.copy_(torch.tensor([1e6, 0.0, 0.0, 0.0]))
-        return trained, history
-
-    monkeypatch.setattr(_estimator, "self_train", broken)
-    model = AutoencoderKMeans(
-        n_clusters=4, random_state=0, self_label_rounds=1, **FAST
-    ).fit(X)
-    np.testing.assert_array_equal(model.labels_, first.labels_)
-    for k, v in first.label_head_.state_dict().items():
-        torch.testing.assert_close(model.label_head_.state_dict()[k], v, rtol=0, atol=0)
+# A failed round keeping the first classifier: test_consistency.py,
+# test_failed_further_training_keeps_the_first_classifier (both trainings).
 
 
 def test_rounds_need_self_labelling(data):
