@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._data import TensorSource, read_sorted_rows
+from ._data import TensorSource, batch_bounds, read_sorted_rows
 from ._device import torch_seed_context
 from ._precision import round_rows
 from .training._callbacks import NaNGuard, ProgressBar
@@ -239,13 +239,16 @@ def _fit_head(
     head = objective.head
     params = [p for p in head.parameters() if p.requires_grad]
     batch_size = min(batch_size, source.n_samples)
+    avoid_singleton = has_batch_norm(head)
+    n_batches = len(batch_bounds(source.n_samples, batch_size, avoid_singleton=avoid_singleton)) - 1
     state = LoopState(
         stage="self_label",
         module=head,
         optimizer=optimizer_factory(params),
         params=params,
-        # Enough epochs of the rows for the steps; the objective stops at the budget.
-        n_epochs=-(-objective.n_steps * batch_size // source.n_samples) + 1,
+        # The epochs the steps take (the last one cut at the budget by the objective),
+        # so that the progress bar ends full.
+        n_epochs=-(-objective.n_steps // n_batches),
         history={objective.name: []},
     )
     guard = NaNGuard(hint=hint)
@@ -253,7 +256,7 @@ def _fit_head(
     fit_loop(
         objective,
         state,
-        lambda: source.batches(batch_size, batches, avoid_singleton=has_batch_norm(head)),
+        lambda: source.batches(batch_size, batches, avoid_singleton=avoid_singleton),
         callbacks,
     )
     return guard.tripped_, state.history

@@ -90,6 +90,8 @@ def test_train_consistency_takes_its_steps_and_leaves_the_head(head_graph_and_da
         augment=None, seed=0, device=CPU,
     )
     assert len(steps) == 40
+    # 300 rows are 5 batches of 64: 8 whole epochs, the progress bar's total.
+    assert len(history["consistency_loss"]) == 8
     assert trained is not head and not trained.training
     for k, v in head.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
