@@ -376,10 +376,12 @@ class AutoencoderKMeans(
         graph where the classes do not: on Fashion-MNIST,
         ``self_label_consistency=3000`` with ``self_label_augment=0.1`` and
         ``flip=True`` took the defaults' 0.688 to 0.705 (seeds 0-2, 322 s
-        instead of 133 s on two CPU cores; see the user guide). It learns at a tenth of
-        ``learning_rate``, augmented as ``self_label_augment`` says. It needs
-        the second stage to be a :class:`~skdeepcluster.NeighborEmbedding`
-        (``reducer='auto'`` is one); a value above 0 makes
+        instead of 133 s on two CPU cores; see the user guide). It learns at
+        a tenth of ``learning_rate``, augmented as ``self_label_augment``
+        says, and holds the graph's training samples in memory (a streamed
+        ``X`` too). It needs the second stage to be a
+        :class:`~skdeepcluster.NeighborEmbedding` (``reducer='auto'`` is
+        one); a value above 0 makes
         ``self_label='auto'`` self-label and is refused with
         ``self_label=False``. Its classifier is kept unless the training
         diverges or leaves a cluster empty. The rounds of
@@ -854,6 +856,8 @@ class AutoencoderKMeans(
         second_stage, embedding = self._fit_second_stage(codes, plan)
         clusterer, centers = self._cluster(embedding, plan, second_stage=second_stage)
         graph = _take_graph(second_stage.reducer)
+        if not (plan.self_label and self.self_label_consistency):
+            graph = None  # not needed: freed now, before refinement and self-labelling
         if plan.refine is not None:
             centers, embedding, refine_history = self._refine(
                 X, module, centers, second_stage, plan, callbacks
