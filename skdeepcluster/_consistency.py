@@ -70,6 +70,8 @@ class ConsistencyObjective(LabelObjective):
     def neighbours(self, idx: torch.Tensor) -> torch.Tensor:
         """One neighbour of each row of ``idx``, drawn uniformly (the row itself if none)."""
         u = torch.rand(idx.shape[0], generator=self.generator).to(idx.device)
+        if self.indices.numel() == 0:  # a graph without edges (every row the same)
+            return idx
         degree = self.degree[idx]
         offset = torch.minimum((u * degree).long(), (degree - 1).clamp_min(0))
         drawn = self.indices[(self.indptr[idx] + offset).clamp_max(self.indices.numel() - 1)]

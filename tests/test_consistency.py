@@ -47,6 +47,11 @@ def test_neighbours_are_drawn_from_the_graph_and_a_lonely_row_is_its_own():
     drawn = objective.neighbours(idx).numpy()
     assert set(drawn[:200]) == {1, 2}  # both of row 0's neighbours, nothing else
     np.testing.assert_array_equal(drawn[200:], [0, 0, 3])
+    empty = ConsistencyObjective(
+        head, torch.zeros(4, 2), sp.csr_matrix((4, 4), dtype=np.float32), 10,
+        generator=torch.Generator().manual_seed(0),
+    )
+    np.testing.assert_array_equal(empty.neighbours(torch.tensor([3, 1])).numpy(), [3, 1])
 
 
 def test_loss_rewards_agreeing_neighbours_and_even_clusters():
