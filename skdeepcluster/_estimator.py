@@ -1219,18 +1219,15 @@ class AutoencoderKMeans(
             if hasattr(callback, "_validate_params"):
                 callback._validate_params()
         self._check_refine()
-        if self.self_label_rounds and self.self_label is False:
-            raise ValueError(
-                f"self_label_rounds={self.self_label_rounds} self-trains the "
-                "self-labelling classifier, but self_label=False trains none; use "
-                "self_label='auto' or True, or self_label_rounds=0."
-            )
-        if self.self_label_consistency and self.self_label is False:
-            raise ValueError(
-                f"self_label_consistency={self.self_label_consistency} trains the "
-                "self-labelling classifier, but self_label=False trains none; use "
-                "self_label='auto' or True, or self_label_consistency=0."
-            )
+        further = (("self_label_rounds", "self-trains"), ("self_label_consistency", "trains"))
+        for name, verb in further:
+            value = getattr(self, name)
+            if value and self.self_label is False:
+                raise ValueError(
+                    f"{name}={value} {verb} the self-labelling classifier, but "
+                    "self_label=False trains none; use self_label='auto' or True, or "
+                    f"{name}=0."
+                )
         if self.self_label_augment and not (self.self_label_rounds or self.self_label_consistency):
             raise ValueError(
                 f"self_label_augment={self.self_label_augment} augments the "
