@@ -80,9 +80,10 @@ summary.json (command line, estimator parameters, sizes, fit time; ACC/NMI/ARI
 when labels are known) and PNG plots (unless --no-plots; needs matplotlib).
 DIR must be new or empty: one holding files is refused (exit status 2) unless
 --overwrite is given, and --overwrite replaces only an earlier run's results
-(a folder with a summary.json). The results are written to a temporary folder
-next to DIR (DIR.tmp-*) that replaces DIR in one step once every file is
-complete, so an interrupted run leaves DIR as it was, never a mix of two runs.
+(a folder with a summary.json, holding no files but those it lists: files you
+added are never deleted). The results are written to a temporary folder next
+to DIR (DIR.tmp-*) that replaces DIR in one step once every file is complete,
+so an interrupted run leaves DIR as it was, never a mix of two runs.
 
 examples:
   {PROG} cluster digits -k 10 --epochs 50
@@ -307,7 +308,9 @@ def _add_output_options(output) -> None:
         "--overwrite",
         action="store_true",
         help="replace the results of an earlier run in --out (a folder holding a "
-        "summary.json): the new results replace the whole folder only once all are written",
+        "summary.json): the new results replace the whole folder only once all are written; "
+        "refused when the folder holds files that its summary.json does not list (files "
+        "you added), which would be deleted",
     )
     output.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
 
@@ -348,6 +351,8 @@ def _check_matrix(X: np.ndarray, source: str) -> np.ndarray:
 
 
 def _check_labels(y: np.ndarray, n_samples: int, source: str) -> np.ndarray:
+    from .metrics import _check_finite_labels
+
     y = np.asarray(y)
     if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1):
         raise CLIError(f"labels in {source} must be 1-D, got shape {y.shape}.")
@@ -356,6 +361,10 @@ def _check_labels(y: np.ndarray, n_samples: int, source: str) -> np.ndarray:
         raise CLIError(
             f"{source} has {n_samples} samples but {y.shape[0]} labels."
         )
+    try:  # the scores need finite labels: refuse NaN now, not after the fit
+        _check_finite_labels(y, f"the label array of {source}")
+    except ValueError as exc:
+        raise CLIError(_one_line(exc)) from None
     return y
 
 
@@ -668,7 +677,30 @@ def _check_output_location(out: Path, *, overwrite: bool, inputs: list[Path]) ->
         raise CLIError(f"cannot create the output folder {target}: {ancestor} is not a folder.")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise CLIError(f"cannot write the output folder {target}: {ancestor} is not writable.")
+    _check_can_create(ancestor, target)
     return target
+
+
+def _check_can_create(folder: Path, target: Path) -> None:
+    """Create and remove a folder in ``folder``, where the results will be written.
+
+    Permission bits do not tell everything: for root ``os.access`` allows any
+    folder, yet nothing can be created in ``/proc`` or on a read-only file
+    system. Trying costs nothing and finds such a place before the fit, not
+    after it. The probe is named like the temporary folders, so that one left
+    by a killed command is removed by a later run (``_remove_stale_siblings``).
+    """
+    probe = _sibling(folder / target.name, "probe")
+    try:
+        probe.mkdir()
+    except OSError as exc:
+        reason = exc.strerror or _one_line(exc)
+        raise CLIError(
+            f"cannot write the output folder {target}: cannot create a folder in {folder} "
+            f"({reason})."
+        ) from None
+    with contextlib.suppress(OSError):
+        probe.rmdir()
 
 
 def _check_existing_output(target: Path, *, overwrite: bool, inputs: list[Path]) -> None:
@@ -694,6 +726,48 @@ def _check_existing_output(target: Path, *, overwrite: bool, inputs: list[Path])
                 f"{path} is inside the output folder {target}, which --overwrite would "
                 "replace; choose another --out."
             )
+    _check_only_run_files(target)
+
+
+def _run_files(target: Path) -> set[str]:
+    """The names of the files that the earlier run in ``target`` wrote there.
+
+    Every run lists the files it wrote (summary.json included) under
+    ``files`` in its summary.json; where that cannot be read, only
+    summary.json itself counts as the earlier run's.
+    """
+    try:
+        summary = json.loads((target / "summary.json").read_text(encoding="utf-8"))
+        files = summary.get("files")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        files = None
+    names = {"summary.json"}
+    if isinstance(files, list):
+        names.update(name for name in files if isinstance(name, str))
+    return names
+
+
+def _check_only_run_files(target: Path) -> None:
+    """Refuse to replace ``target`` while it holds files that no earlier run wrote.
+
+    ``--overwrite`` deletes the whole folder; anything its summary.json does
+    not list (notes, a user's own plot) would be lost without a word.
+    """
+    try:
+        present = sorted(path.name for path in target.iterdir())
+    except (FileNotFoundError, NotADirectoryError):  # gone meanwhile: nothing to lose
+        return
+    others = [name for name in present if name not in _run_files(target)]
+    if not others:
+        return
+    shown = ", ".join(others[:3])
+    if len(others) > 3:
+        shown += f" and {len(others) - 3} more"
+    raise CLIError(
+        f"the output folder {target} holds files that are not results of an earlier run "
+        f"(not listed in its summary.json): {shown}; --overwrite would delete them, so "
+        "move them elsewhere or choose another --out."
+    )
 
 
 def _sibling(target: Path, kind: str) -> Path:
@@ -806,7 +880,7 @@ def _remove_stale_siblings(target: Path, started: float) -> None:
     Only folders older than this run whose process (the pid in their name) is
     gone; others may belong to a run still writing.
     """
-    pattern = re.compile(re.escape(target.name) + r"\.(?:tmp|old)-(\d+)-[0-9a-f]+")
+    pattern = re.compile(re.escape(target.name) + r"\.(?:tmp|old|probe)-(\d+)-[0-9a-f]+")
     with contextlib.suppress(OSError):
         for path in list(target.parent.iterdir()):
             match = pattern.fullmatch(path.name)
@@ -862,6 +936,8 @@ class _OutputFolder:
 
     def commit(self) -> None:
         """Swap the complete new folder into place and remove the previous results."""
+        if self.overwrite:  # files put into the folder during the run are kept too
+            _check_only_run_files(self.target)
         _fsync(self._tmp, directory=True)
         with _signals_deferred():
             self._tmp = _swap_into_place(self._tmp, self.target, overwrite=self.overwrite)

@@ -61,12 +61,53 @@ y_pred : array-like of shape (n_samples,)
 _labels_doc = _fill_doc(labels=_LABELS_PARAMETERS)
 
 
+def _check_finite_labels(labels: np.ndarray, name: str) -> None:
+    """Refuse NaN and infinite labels, which no class or cluster can be matched to.
+
+    ``np.unique`` would make NaN a class of its own (and every NaN the same
+    class), so a missing label would silently count as a correct or wrong
+    prediction. Object arrays (strings mixed with a float NaN, as pandas gives
+    for missing labels) are checked element by element.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        The labels.
+    name : str
+        The argument's name, for the error message.
+
+    Raises
+    ------
+    ValueError
+        If a label is NaN or infinite; the message names ``name``, the first
+        such value and its index.
+    """
+    if np.issubdtype(labels.dtype, np.inexact):
+        bad = ~np.isfinite(labels)
+    elif labels.dtype == object:
+        bad = np.array(
+            [isinstance(v, (float, np.floating)) and not np.isfinite(v) for v in labels],
+            dtype=bool,
+        )
+    else:  # integers, booleans, strings
+        return
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} NaN or infinite label(s), the first "
+            f"{np.asarray(labels[i]).item()!r} at index {i}; labels must be finite: "
+            "drop the samples without a label before scoring."
+        )
+
+
 def _check_labels(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y_true = column_or_1d(y_true, warn=False)
     y_pred = column_or_1d(y_pred, warn=False)
     check_consistent_length(y_true, y_pred)
     if y_true.shape[0] == 0:
         raise ValueError("y_true and y_pred must not be empty.")
+    _check_finite_labels(y_true, "y_true")
+    _check_finite_labels(y_pred, "y_pred")
     return y_true, y_pred
 
 

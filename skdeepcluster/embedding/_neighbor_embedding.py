@@ -450,6 +450,17 @@ class NeighborEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             out[rows] = torch.as_tensor(round_rows(moved.cpu().numpy()), device=out.device)
         return out
 
+    @property
+    def _n_features_out(self):
+        """Number of embedding dimensions (used by ``get_feature_names_out``).
+
+        ``get_feature_names_out`` of ``ClassNamePrefixFeaturesOutMixin`` checks
+        that this attribute exists; it is derived from ``embedding_``, so it
+        exists exactly when the model is fitted (also for a model pickled
+        before it was added).
+        """
+        return self.embedding_.shape[1]
+
     def __sklearn_tags__(self):
         """Declare that float64 input gives a float64 embedding.
 
