@@ -288,23 +288,73 @@ def split_rows(X, fraction: float, seed: int):
 #: Inputs whose largest absolute value falls outside this range get a warning:
 #: the initial weights, learning rates and tolerances assume features of order
 #: one, so at 1e-30 every reconstruction error underflows to nothing and all
-#: codes coincide, and at 1e30 the first steps overflow.
+#: codes coincide, and at 1e30 the first steps overflow. Without a network it
+#: is the range of the second stage and the clusterer on the input as given
+#: (``standardize=False``): their tolerances and first steps assume it too.
 SCALE_RANGE = (1e-6, 1e6)
 
+#: Without a network and with ``standardize=True`` the scaler removes the input's
+#: scale before anything else sees it, in float64: blobs scaled by 1e-30, 1e-200
+#: or 1e30 got the same labels as unscaled (float32 input down to 1e-40 too). The
+#: warning then keeps to float32's normal range: beyond its largest value the codes
+#: are refused (``encode_array``), and below its smallest the input projection
+#: (``input_pca``, stored in float32) and k-means on the scaled values (whose squared
+#: deviations underflow float64 from about 1e-160) lose the data.
+STANDARDIZED_SCALE_RANGE = (
+    float(np.finfo(np.float32).tiny),
+    float(np.finfo(np.float32).max),
+)
 
-def warn_if_badly_scaled(max_abs: float) -> None:
-    """Warn (``UserWarning``) when the largest absolute input makes training meaningless."""
-    low, high = SCALE_RANGE
+
+def warn_if_badly_scaled(
+    max_abs: float, *, network: bool = True, standardize: bool = True, stacklevel: int = 4
+) -> None:
+    """Warn (``UserWarning``) when the largest absolute input makes the fit meaningless.
+
+    Parameters
+    ----------
+    max_abs : float
+        The largest absolute value of ``X``.
+    network : bool, default=True
+        Whether a network is trained on ``X`` (else, ``architecture='none'``,
+        the second stage and the clusterer work on the input).
+    standardize : bool, default=True
+        Whether the input is standardized first when no network is trained:
+        the scaler then removes the scale, and only values outside
+        ``STANDARDIZED_SCALE_RANGE`` (float32's normal range) warn.
+    stacklevel : int, default=4
+        As in :func:`warnings.warn`.
+    """
+    low, high = SCALE_RANGE if network or not standardize else STANDARDIZED_SCALE_RANGE
     if low <= max_abs <= high:
         return
     what = "every value of X is 0" if max_abs == 0 else f"the largest |X| is {max_abs:.3g}"
-    warnings.warn(
-        f"X is badly scaled: {what}, while the network expects features of order 1 "
-        f"(between {low:g} and {high:g}); training would learn nothing useful. Scale "
-        "the input first, e.g. with sklearn.preprocessing.StandardScaler or MaxAbsScaler.",
-        UserWarning,
-        stacklevel=4,
+    advice = (
+        "Scale the input first, e.g. with sklearn.preprocessing.StandardScaler or MaxAbsScaler."
     )
+    if network:
+        why = (
+            f"while the network expects features of order 1 (between {low:g} and {high:g}); "
+            "training would learn nothing useful."
+        )
+    elif not standardize:
+        why = (
+            "while no network is trained (architecture 'none') and standardize=False: the "
+            "second stage (the neighbour embedding or reducer) and the clusterer work on X "
+            f"as given, and their tolerances expect features of order 1 (between {low:g} "
+            f"and {high:g})."
+        )
+        advice = "Set standardize=True, or s" + advice[1:]
+    elif max_abs == 0:
+        why = "so all samples coincide: no network is trained and no scaling separates them."
+    else:
+        why = (
+            f"outside float32's normal range ({low:.3g} to {high:.3g}): no network is "
+            "trained (architecture 'none') and the input is standardized, but at this "
+            "scale its values lose their precision or overflow, and the distances between "
+            "samples degenerate."
+        )
+    warnings.warn(f"X is badly scaled: {what}, {why} {advice}", UserWarning, stacklevel=stacklevel)
 
 
 def max_abs(X) -> float:

@@ -49,7 +49,13 @@ from ._data import (
     warn_if_badly_scaled,
 )
 from ._device import available_device, torch_seed_context, torch_threads
-from ._networks import ACTIVATIONS, _module_device, network_from_params, resolve_image_shape
+from ._networks import (
+    ACTIVATIONS,
+    _module_device,
+    check_encode_decode,
+    network_from_params,
+    resolve_image_shape,
+)
 from ._progress import stage_bar
 from ._projection import ProjectedAutoencoder, fit_projection
 from ._self_label import MIN_AGREEMENT, predict_labels, self_train, train_label_head
@@ -58,6 +64,7 @@ from .refine import RefinementStrategy, affine_head_from_sklearn
 from .training import (
     LOSSES,
     OPTIMIZERS,
+    Callback,
     RandomAffine,
     decode_array,
     encode_array,
@@ -65,6 +72,7 @@ from .training import (
     reconstruct_array,
     train_autoencoder,
 )
+from .training._callbacks import HOOKS as CALLBACK_HOOKS
 from .training._inference import to_tensor
 from .training._loop import _snapshot
 
@@ -98,8 +106,39 @@ def _take_graph(reducer):
     return None
 
 
+def _head_failure(labels, clusters, *, min_agreement=None):
+    """Why a classifier of ``clusters`` is not kept (None: it is).
+
+    ``labels`` are its labels of the training rows (None: its training
+    diverged). It is dropped when it leaves a cluster empty or gives fewer
+    than ``min_agreement`` (default ``MIN_AGREEMENT``) of the rows their cluster.
+    """
+    if labels is None:
+        return "its training diverged"
+    n_clusters, n_found = np.unique(clusters).size, np.unique(labels).size
+    if n_found < n_clusters:
+        return f"it leaves {n_clusters - n_found} of the {n_clusters} clusters empty"
+    bound = MIN_AGREEMENT if min_agreement is None else min_agreement
+    agreement = float(np.mean(labels == clusters))
+    if agreement < bound:
+        return (
+            f"it gives only {agreement:.3f} of the training samples their cluster, below "
+            f"the {bound:g} it must reach (it did not learn the clustering)"
+        )
+    return None
+
+
 def _is_fitted_attr(name: str) -> bool:
     return name.endswith("_") and not name.startswith("__")
+
+
+def _shown(value) -> str:
+    """A parameter's value as the warnings show it (a class or a module by its name)."""
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, torch.nn.Module):
+        return f"{type(value).__name__}(...)"
+    return repr(value)
 
 
 class AutoencoderKMeans(
@@ -190,10 +229,12 @@ class AutoencoderKMeans(
     module : torch.nn.Module class or instance, default=None
         Your own autoencoder instead of the built-in ones. It must have
         ``encode(x) -> z`` and ``decode(z) -> x_hat`` on float32 batches of
-        shape ``(n, n_features)`` (see the :ref:`User Guide <pretraining>`). A
-        class is instantiated with ``module_kwargs`` (and ``n_features`` when
-        its constructor accepts it); an instance is copied, never trained in
-        place.
+        shape ``(n, n_features)`` (see the :ref:`User Guide <pretraining>`);
+        ``forward`` is optional (without one, the module is wrapped in an
+        :class:`~skdeepcluster._networks.EncodeDecodeAutoencoder`, whose
+        ``forward(x)`` is ``decode(encode(x))``). A class is instantiated with
+        ``module_kwargs`` (and ``n_features`` when its constructor accepts
+        it); an instance is copied, never trained in place.
 
     module_kwargs : dict or None, default=None
         Keyword arguments for a ``module`` class.
@@ -273,12 +314,16 @@ class AutoencoderKMeans(
         pre-training and in refinement (not in self-labelling, whose loop
         has only the NaN guard and progress bar), except those whose
         ``stage`` names one of them; each ``fit`` works on copies, so the objects you pass
-        are never changed. With a list of devices they must pickle.
+        are never changed. With a list of devices they must pickle. Anything
+        else (a string, a class, None) is refused with a ``TypeError``.
 
     warm_start : bool, default=False
         Reuse the trained network of the previous ``fit`` and continue
         training it for ``epochs`` more epochs, instead of starting from a
-        fresh one. The second stage and clustering are always refitted.
+        fresh one. The second stage and clustering are always refitted. The
+        network keeps the shape it was built with: a ``UserWarning`` names the
+        parameters (``latent_dim``, ``hidden_layer_sizes``, ...) set to other
+        values since (as ``partial_fit`` after a fit does).
 
     standardize : bool, default=True
         Scale each code dimension to zero mean and unit variance before the
@@ -340,7 +385,9 @@ class AutoencoderKMeans(
         ``gamma``, ...), reachable as ``refine__<name>`` (e.g.
         ``GridSearchCV(est, {"refine__gamma": [0.1, 1.0]})``). The strings
         ``'kmeans'``, ``'dec'`` and ``'idec'`` stand for the strategies with
-        their defaults. Refinement needs ``clusterer='kmeans'`` (or
+        their defaults (``set_params(refine__gamma=...)`` first turns one into
+        its strategy object; ``'auto'`` and None have no such parameters).
+        Refinement needs ``clusterer='kmeans'`` (or
         ``'minibatch_kmeans'``) and an affine second stage (the scaler and/or
         ``reducer=PCA(...)``). ``'auto'`` is ``IDEC()`` with an
         affine second stage (``reducer=None`` or ``PCA(...)``) and a k-means
@@ -364,7 +411,10 @@ class AutoencoderKMeans(
         ``True`` needs a trained network. The classifier is dropped (and the
         clusterer's labels kept) where it did not learn the clusters: where it
         gives fewer than 95 % of the training samples their cluster, empties
-        one, or its training diverges. ``partial_fit`` never self-labels.
+        one, or its training diverges; a ``UserWarning`` says so where
+        self-labelling was asked for (``True``, ``self_label_rounds`` or
+        ``self_label_consistency``), not where ``'auto'`` chose it.
+        ``partial_fit`` never self-labels.
 
     self_label_consistency : int, default=0
         Steps of neighbour consistency (SCAN's clustering step) after
@@ -727,6 +777,40 @@ class AutoencoderKMeans(
         self.random_state = random_state
         self.verbose = verbose
 
+    def set_params(self, **params):
+        """Set the parameters of this estimator, ``refine__<name>`` on a shortcut included.
+
+        As scikit-learn's ``set_params``, except that a nested
+        ``refine__<name>`` where ``refine`` is a string shortcut (``'kmeans'``,
+        ``'dec'``, ``'idec'``) first replaces the shortcut with the strategy it
+        stands for (``'idec'`` becomes ``IDEC()``), then sets the parameter on
+        it: ``GridSearchCV(est, {"refine__gamma": [0.1, 1.0]})`` works with
+        ``refine='idec'`` as with ``refine=IDEC()``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameters, and ``<component>__<name>`` for those of the
+            ``reducer``, ``clusterer`` and ``refine`` objects.
+
+        Returns
+        -------
+        self : AutoencoderKMeans
+            This estimator.
+
+        Raises
+        ------
+        ValueError
+            For ``refine__<name>`` when ``refine`` is ``'auto'`` or None (no
+            strategy to set it on: pass one, e.g. ``refine=IDEC()``).
+        """
+        nested = {k[len("refine__"):]: v for k, v in params.items() if k.startswith("refine__")}
+        refine = params.get("refine", self.refine)
+        if nested and (refine is None or isinstance(refine, str)):
+            params = {k: v for k, v in params.items() if not k.startswith("refine__")}
+            params["refine"] = _plan.refine_strategy(refine, nested)
+        return super().set_params(**params)
+
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)  # reducer, clusterer: estimators
     def fit(self, X, y=None):
@@ -780,7 +864,9 @@ class AutoencoderKMeans(
         clustering starts from the previous centres, mapped into the new
         embedding, so that cluster ``k`` stays cluster ``k`` from call to
         call; otherwise it starts afresh and cluster ids may change. After a
-        ``fit``, ``partial_fit`` continues training the fitted network.
+        ``fit``, ``partial_fit`` continues training the fitted network (a
+        ``UserWarning`` names the parameters of its shape set to other values
+        since it was built).
         ``input_pca='auto'`` projects nothing here (one chunk need not
         represent the data); an integer ``input_pca`` fits the principal
         components on the first chunk and keeps them.
@@ -849,6 +935,11 @@ class AutoencoderKMeans(
                 f"warm_start=True but X has {X.shape[1]} features while the "
                 f"previous fit had {previous_n_features}."
             )
+        warn_if_badly_scaled(
+            max_abs(X), network=plan.architecture != "none", standardize=self.standardize,
+            stacklevel=6,
+        )
+        previous = self._kept_network(previous, plan)
         callbacks = self._fresh_callbacks()
         module, history = self._pretrain(X, plan, previous, callbacks)
         with stage_bar("encoding", X.shape[0], self.verbose and _trainable(module), "row") as bar:
@@ -873,8 +964,8 @@ class AutoencoderKMeans(
             module, plan.device, second_stage, clusterer, centers, embedding,
             head=head, labels=labels,
         )
-        self.architecture_ = plan.architecture
-        self.input_components_ = plan.input_components or None
+        if previous is None:  # a fresh network (a kept one keeps what it was built from)
+            self._set_network_record(plan)
         self.history_, self.n_iter_ = history, len(history["train_loss"])
         # partial_fit after fit continues this network with a fresh optimizer.
         self._optimizer, self._seed_entropy, self._n_partial_fit_calls = None, entropy, 0
@@ -895,11 +986,15 @@ class AutoencoderKMeans(
             with torch_seed_context(seeds.init, plan.device):
                 module, device = self._network(plan, X), plan.device
             module, history = module.to(device), {"train_loss": [], "val_loss": []}
-            self.architecture_ = plan.architecture
-            self.input_components_ = plan.input_components or None
+            self._set_network_record(plan)
         else:
             module, device = self.autoencoder_, self.device_
+            if _trainable(module):
+                self._check_kept_network(plan, "partial_fit", stacklevel=6)
             history = {k: list(self.history_.get(k, [])) for k in ("train_loss", "val_loss")}
+        warn_if_badly_scaled(
+            max_abs(X), network=_trainable(module), standardize=self.standardize, stacklevel=6
+        )
         epoch = self._partial_train(module, X, stream, device, seeds)
         codes = encode_array(module, X, device=device)
         second_stage, embedding = self._fit_second_stage(codes, plan)
@@ -913,6 +1008,24 @@ class AutoencoderKMeans(
         self.history_ = {**history, "best_epoch": None}
         self.n_iter_ = (0 if first_call else self.n_iter_) + len(epoch["train_loss"])
         self._n_partial_fit_calls = n_call + 1
+
+    def _kept_network(self, previous, plan):
+        """The fitted network that ``warm_start`` trains further, or None (a fresh one).
+
+        Warns when the parameters it was built from have changed since
+        (:meth:`_check_kept_network`).
+        """
+        if previous is None or not _trainable(previous) or plan.architecture == "none":
+            return None
+        self._check_kept_network(plan, "warm_start=True", stacklevel=7)
+        return previous
+
+    def _set_network_record(self, plan):
+        """What a freshly built network is: ``architecture_``, ``input_components_`` and
+        the parameters it was built from (``_network_shape_``)."""
+        self.architecture_ = plan.architecture
+        self.input_components_ = plan.input_components or None
+        self._network_shape_ = _plan.network_shape(self, plan)
 
     def _partial_train(self, module, X, stream, device, seeds):
         """One epoch of ``partial_fit`` on ``X`` (none without a network); its history."""
@@ -1066,9 +1179,10 @@ class AutoencoderKMeans(
         The classifier is dropped (None, and ``clusters`` as the labels) when
         its training diverged, when it leaves one of the clusters empty or
         gives fewer than ``MIN_AGREEMENT`` of the rows their cluster (it did
-        not learn the clustering). Then the neighbour consistency on ``graph``
-        (:meth:`_consistency`) and ``self_label_rounds`` rounds of
-        self-training (:meth:`_self_train`).
+        not learn the clustering); a ``UserWarning`` says so and why when
+        self-labelling was asked for (not ``'auto'``). Then the neighbour
+        consistency on ``graph`` (:meth:`_consistency`) and ``self_label_rounds``
+        rounds of self-training (:meth:`_self_train`).
         """
         head, history = train_label_head(
             module,
@@ -1082,13 +1196,12 @@ class AutoencoderKMeans(
             device=plan.device,
             verbose=self.verbose,
         )
-        if head is None:
-            return None, clusters, history
-        labels = predict_labels(head, X, device=plan.device)
-        if (
-            np.unique(labels).size < np.unique(clusters).size
-            or np.mean(labels == clusters) < MIN_AGREEMENT
-        ):
+        labels = None if head is None else predict_labels(head, X, device=plan.device)
+        failure = _head_failure(labels, clusters)
+        if failure is not None:
+            self._warn_not_kept(
+                "the self-labelling classifier", failure, "the clusterer's", stacklevel=7
+            )
             return None, clusters, history
         if self.self_label_consistency:
             head, labels = self._consistency(X, head, labels, plan, history, graph)
@@ -1108,7 +1221,7 @@ class AutoencoderKMeans(
         ``graph_`` and ``fit_indices_``) and its labels (:meth:`_train_further`)."""
         graph, rows = graph
         return self._train_further(
-            train_consistency, X, head, labels, plan, history,
+            train_consistency, X, head, labels, plan, history, "self_label_consistency",
             graph=graph, rows=rows, n_steps=self.self_label_consistency,
             optimizer_factory=lambda params: self._make_optimizer(
                 params, learning_rate=CONSISTENCY_LEARNING_RATE_SHARE * self.learning_rate
@@ -1119,28 +1232,56 @@ class AutoencoderKMeans(
     def _self_train(self, X, head, labels, plan, history):
         """The self-trained classifier and its labels (:meth:`_train_further`)."""
         return self._train_further(
-            self_train, X, head, labels, plan, history, n_rounds=self.self_label_rounds,
+            self_train, X, head, labels, plan, history, "self_label_rounds",
+            n_rounds=self.self_label_rounds,
             optimizer_factory=self._make_optimizer, seed=plan.seeds.self_train,
         )
 
-    def _train_further(self, train, X, head, labels, plan, history, **kwargs):
-        """``train`` (``self_train`` or ``train_consistency``) on a copy of ``head``.
+    def _train_further(self, train, X, head, labels, plan, history, name, **kwargs):
+        """``train`` (``self_train`` or ``train_consistency``, asked for by ``name``) on a
+        copy of ``head``.
 
         Returns the trained classifier and its labels of ``X``, or ``head`` and
-        ``labels`` when the training diverged or emptied a cluster; adds the
-        training's losses to ``history``.
+        ``labels`` (with a ``UserWarning``) when the training diverged or emptied
+        a cluster; adds the training's losses to ``history``.
         """
         trained, train_history = train(
             head, X, batch_size=self.batch_size, augment=self._self_label_augmenter(X),
             device=plan.device, verbose=self.verbose, **kwargs,
         )
         history.update(train_history)
-        if trained is None:
-            return head, labels
-        trained_labels = predict_labels(trained, X, device=plan.device)
-        if np.unique(trained_labels).size < np.unique(labels).size:
+        trained_labels = None if trained is None else predict_labels(trained, X, device=plan.device)
+        failure = _head_failure(trained_labels, labels, min_agreement=0.0)
+        if failure is not None:
+            what = f"the classifier trained by {name}={getattr(self, name)}"
+            self._warn_not_kept(what, failure, "the self-labelling classifier's", stacklevel=9)
             return head, labels
         return trained, trained_labels
+
+    def _self_label_request(self):
+        """The parameters that asked for self-labelling (``'name=value'``), or None for 'auto'."""
+        asked = [] if _plan._is_auto(self.self_label) else [f"self_label={self.self_label!r}"]
+        asked += [
+            f"{name}={getattr(self, name)}"
+            for name in ("self_label_consistency", "self_label_rounds")
+            if getattr(self, name)
+        ]
+        return " and ".join(asked) or None
+
+    def _warn_not_kept(self, what, failure, kept, stacklevel):
+        """The ``UserWarning`` of a classifier dropped because of ``failure`` (asked for only).
+
+        ``stacklevel`` points the warning at the caller of ``fit``.
+        """
+        request = self._self_label_request()
+        if request is None:
+            return  # self_label='auto': dropping the classifier is its rule
+        warnings.warn(
+            f"{request} asked for self-labelling, but {what} was not kept: {failure}. "
+            f"labels_ and predict are {kept} labels.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
     def _set_fitted(
         self, module, device, second_stage, clusterer, centers, embedding, *, head=None,
@@ -1174,7 +1315,6 @@ class AutoencoderKMeans(
                 "list of devices; use streaming=False (or 'auto')."
             )
         X = self._validate_X(X, reset=reset, stream=stream)
-        warn_if_badly_scaled(max_abs(X))
         if self.n_clusters > X.shape[0]:
             raise ValueError(
                 f"n_samples={X.shape[0]} should be >= n_clusters={self.n_clusters}."
@@ -1215,9 +1355,8 @@ class AutoencoderKMeans(
                 f"noise={self.noise} is the fraction of masked inputs; it must be < 1 "
                 "with noise_type='mask'."
             )
-        for callback in self.callbacks or ():
-            if hasattr(callback, "_validate_params"):
-                callback._validate_params()
+        self._check_callbacks()
+        self._check_module()
         self._check_refine()
         further = (("self_label_rounds", "self-trains"), ("self_label_consistency", "trains"))
         for name, verb in further:
@@ -1235,6 +1374,61 @@ class AutoencoderKMeans(
                 "self_label_consistency > 0 or self_label_rounds > 0."
             )
         self._check_consistency_reducer()
+
+    def _check_callbacks(self):
+        """Each entry of ``callbacks`` is a training callback: a ``TypeError`` names it if not.
+
+        The loop calls every hook of every callback, so an entry must be a
+        :class:`~skdeepcluster.training.Callback` instance or have all of its
+        hooks; a class is refused too (its hooks are unbound).
+        """
+        for i, callback in enumerate(self.callbacks or ()):
+            if isinstance(callback, type):
+                raise TypeError(
+                    f"callbacks[{i}]={callback!r} is a class; pass an instance, e.g. "
+                    f"{callback.__name__}()."
+                )
+            if not isinstance(callback, Callback) and not all(
+                callable(getattr(callback, hook, None)) for hook in CALLBACK_HOOKS
+            ):
+                raise TypeError(
+                    f"callbacks[{i}]={callback!r} is not a training callback: pass instances "
+                    "of skdeepcluster.training.Callback, e.g. callbacks=[LRScheduler('cosine')"
+                    f"] (or objects with all of its hooks: {', '.join(CALLBACK_HOOKS)})."
+                )
+            if hasattr(callback, "_validate_params"):
+                callback._validate_params()
+
+    def _check_module(self):
+        """A ``module`` instance has ``encode`` and ``decode`` (a class: once built, in ``fit``)."""
+        if isinstance(self.module, torch.nn.Module):
+            check_encode_decode(self.module, self.module)
+
+    def _check_kept_network(self, plan, how, stacklevel):
+        """Warn when the network trained further lacks the new values of its parameters.
+
+        ``how`` says what keeps the fitted network (``'warm_start=True'`` or
+        ``'partial_fit'``); the network is compared with what it was built
+        from (``_network_shape_``, see :func:`~skdeepcluster._plan.network_shape`).
+        ``stacklevel`` points the warning at the caller of ``fit`` or ``partial_fit``.
+        """
+        built = getattr(self, "_network_shape_", None)  # None: pickled by an older version
+        if built is None:
+            return
+        now = _plan.network_shape(self, plan)
+        changed = _plan.changed_network_params(built, now)
+        if not changed:
+            return
+        shown = {name: now[name][name == "architecture"] for name in changed}
+        new = ", ".join(f"{name}={_shown(value)}" for name, value in shown.items())
+        old = ", ".join(f"{name}={_shown(built[name][1])}" for name in changed)
+        warnings.warn(
+            f"{how} trains the fitted network further, and it was built with {old}: it does "
+            f"not have the new {new}. Fit with warm_start=False (or a fresh estimator) to "
+            "build a new network.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
     def _check_consistency_reducer(self):
         """``self_label_consistency`` trains on the neighbour embedding's graph."""

@@ -10,7 +10,9 @@ parameter), is a :class:`torch.nn.Module` with:
 * ``decode(z)``: maps codes of shape ``(n, latent_dim)`` back to
   ``(n, n_features)``;
 * ``forward(x)``: returns the reconstruction of ``x``, normally
-  ``decode(encode(x))``, of shape ``(n, n_features)``.
+  ``decode(encode(x))``, of shape ``(n, n_features)``. A user's module may
+  leave it out: :func:`build_module` then wraps it in an
+  :class:`EncodeDecodeAutoencoder`, whose ``forward`` is ``decode(encode(x))``.
 
 Inputs and outputs are *flat*: image models (such as :class:`ConvAutoencoder`)
 reshape internally, so that one training loop serves every architecture.
@@ -256,6 +258,72 @@ class IdentityAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct ``x``: ``x`` itself."""
         return x
+
+
+class EncodeDecodeAutoencoder(nn.Module):
+    """A user's module with ``encode`` and ``decode`` but no ``forward``, made an autoencoder.
+
+    The estimator's ``module`` needs only ``encode`` and ``decode``; training
+    calls the module itself, so a module without its own ``forward`` is
+    wrapped in this one, whose ``forward(x)`` is ``decode(encode(x))``.
+    ``encode`` and ``decode`` are the wrapped module's, and so are the
+    attributes this one lacks (``autoencoder_.latent_dim`` reads the user's).
+
+    Parameters
+    ----------
+    inner : torch.nn.Module
+        The module with ``encode`` and ``decode``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> class EncodeDecode(nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.enc, self.dec = nn.Linear(4, 2), nn.Linear(2, 4)
+    ...     def encode(self, x):
+    ...         return self.enc(x)
+    ...     def decode(self, z):
+    ...         return self.dec(z)
+    >>> ae = EncodeDecodeAutoencoder(EncodeDecode())
+    >>> ae(torch.zeros(3, 4)).shape, ae.encode(torch.zeros(3, 4)).shape
+    (torch.Size([3, 4]), torch.Size([3, 2]))
+    """
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped module's codes of ``x``."""
+        return self.inner.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The wrapped module's reconstruction from the codes ``z``."""
+        return self.inner.decode(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``: ``decode(encode(x))``."""
+        return self.inner.decode(self.inner.encode(x))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "inner" or name.startswith("__"):
+                raise
+            return getattr(super().__getattr__("inner"), name)
+
+
+def has_own_forward(module: nn.Module) -> bool:
+    """Whether ``module``'s class defines ``forward`` (not torch's unimplemented one)."""
+    return getattr(type(module), "forward", nn.Module.forward) is not nn.Module.forward
+
+
+def missing_methods(module: Any) -> list[str]:
+    """The methods of the autoencoder contract, ``encode`` and ``decode``, that ``module`` lacks."""
+    return [name for name in ("encode", "decode") if not callable(getattr(module, name, None))]
 
 
 def resolve_image_shape(image_shape: Sequence[int], n_features: int | None) -> tuple[int, int, int]:
@@ -628,7 +696,8 @@ def build_module(
     Returns
     -------
     torch.nn.Module
-        A fresh module that passed :func:`check_autoencoder`.
+        A fresh module that passed :func:`check_autoencoder`; one without its
+        own ``forward`` comes wrapped in an :class:`EncodeDecodeAutoencoder`.
 
     Raises
     ------
@@ -666,8 +735,31 @@ def build_module(
             "module must be a torch.nn.Module class or instance with encode and decode "
             f"methods, got {type(module).__name__} ({module!r})."
         )
+    check_encode_decode(module, built)
     check_autoencoder(built, n_features)
-    return built
+    return built if has_own_forward(built) else EncodeDecodeAutoencoder(built)
+
+
+def check_encode_decode(module: Any, built: Any) -> None:
+    """Refuse a module without ``encode`` and ``decode``: a ``TypeError`` naming ``module``.
+
+    ``module`` is the estimator's parameter (a class or an instance), ``built``
+    the module made from it (the instance itself, or the class's instance).
+    """
+    name = getattr(module, "__name__", type(module).__name__)
+    missing = missing_methods(built)
+    if isinstance(built, nn.Module) and not missing:
+        return
+    what = (
+        f"has no callable {' or '.join(f'{m}()' for m in missing)} method"
+        if isinstance(built, nn.Module)
+        else f"{'is' if built is module else 'builds'} a {type(built).__name__}, not a "
+        "torch.nn.Module"
+    )
+    raise TypeError(
+        f"module={name} {what}: the autoencoder must be a torch.nn.Module with "
+        "encode(x) -> z and decode(z) -> x_hat (forward is optional)."
+    )
 
 
 def network_from_params(params: Mapping[str, Any], n_features: int) -> nn.Module:

@@ -81,6 +81,26 @@ NETWORK_PARAMS = (
     "n_iter_no_change", "tol", "callbacks", "warm_start",
 )
 
+#: The parameters each network is built from (besides ``architecture``, ``module`` and
+#: ``image_shape``, which choose it): a network that ``warm_start`` or ``partial_fit``
+#: trains further keeps the values it was built with, and a change of them is warned
+#: about (see :func:`network_shape`).
+SHAPE_PARAMS = {
+    "mlp": (
+        "input_pca", "hidden_layer_sizes", "latent_dim", "activation", "output_activation",
+        "dropout", "batch_norm",
+    ),
+    "conv": (
+        "image_shape", "conv_channels", "latent_dim", "activation", "output_activation",
+        "dropout", "batch_norm",
+    ),
+    "module": ("module", "module_kwargs", "input_pca"),
+    "none": ("input_pca",),
+}
+
+#: The parameters that choose the network (with the data's shape and 'auto' rules).
+_CHOOSERS = ("architecture", "module", "image_shape")
+
 #: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
 STREAM_BYTES = 2**30
 
@@ -205,6 +225,68 @@ def resolve_plan(
         self_label=self_label,
         seeds=seeds,
     )
+
+
+def network_shape(est, plan: FitPlan) -> dict:
+    """What the plan's network is built from: ``{name: (value given, value resolved)}``.
+
+    The parameters that choose the network and those of ``SHAPE_PARAMS`` for
+    its architecture. ``architecture``, ``hidden_layer_sizes`` and ``input_pca``
+    are resolved as the plan resolved them (``'auto'`` differs between ``fit``
+    and ``partial_fit``); the others are their own resolution. Sequences are
+    stored as tuples, so that ``[32, 16]`` and ``(32, 16)`` compare equal.
+    """
+    resolved = {
+        "architecture": plan.architecture,
+        "hidden_layer_sizes": plan.hidden_layer_sizes,
+        "input_pca": plan.input_components or None,
+    }
+    names = dict.fromkeys((*_CHOOSERS, *SHAPE_PARAMS[plan.architecture]))
+    return {
+        name: (_frozen(getattr(est, name)), _frozen(resolved.get(name, getattr(est, name))))
+        for name in names
+    }
+
+
+def changed_network_params(built: dict, now: dict) -> list[str]:
+    """The parameters whose values in ``now`` the network ``built`` does not have.
+
+    Both are :func:`network_shape` records. A parameter counts when its given
+    value changed and so did its resolution (``'auto'`` set to what it
+    resolved to changes nothing). When the architecture resolves differently,
+    the parameters that choose it and changed count (``architecture`` when
+    none did); the others only where both architectures are built from them.
+    """
+    changed, (_, before), (_, after) = [], built["architecture"], now["architecture"]
+    if before != after:
+        moved = [n for n in _CHOOSERS if not _same_value(built[n][0], now[n][0])]
+        changed = moved or ["architecture"]
+    for name in SHAPE_PARAMS[after]:
+        if name in changed or name not in SHAPE_PARAMS[before]:
+            continue
+        (given, resolved), (new_given, new_resolved) = built[name], now[name]
+        if not _same_value(given, new_given) and not _same_value(resolved, new_resolved):
+            changed.append(name)
+    return changed
+
+
+def _frozen(value):
+    """``value``, with a list, tuple or array as a tuple of its entries (a dict copied)."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(np.asarray(value, dtype=object).ravel().tolist())
+    return dict(value) if isinstance(value, dict) else value
+
+
+def _same_value(a, b) -> bool:
+    """``a == b`` for the values of :func:`network_shape` (modules and classes: ``is``)."""
+    if a is b:
+        return True
+    if isinstance(a, (torch.nn.Module, type)) or isinstance(b, (torch.nn.Module, type)):
+        return False
+    try:
+        return bool(_same(a, b))
+    except (TypeError, ValueError, RuntimeError):  # e.g. dicts of tensors
+        return False
 
 
 def _network_params_set(est) -> bool:
@@ -436,6 +518,23 @@ def resolve_refine(est, reducer):
     if refine is None:
         return None
     return REFINE_SHORTCUTS[refine]() if isinstance(refine, str) else clone(refine)
+
+
+def refine_strategy(refine, params: dict):
+    """The strategy that the shortcut ``refine`` stands for, with ``params`` set on it.
+
+    For ``set_params(refine__<name>=...)`` on ``refine='kmeans' | 'dec' | 'idec'``;
+    ``'auto'`` and None stand for no one strategy, and are refused with a
+    ``ValueError`` saying to pass a strategy object.
+    """
+    if isinstance(refine, str) and refine in REFINE_SHORTCUTS:
+        return REFINE_SHORTCUTS[refine]().set_params(**params)
+    names = ", ".join(f"refine__{name}" for name in params)
+    raise ValueError(
+        f"{names} sets a parameter of the refinement strategy, but refine={refine!r} is no "
+        "strategy to set it on: pass a strategy object, e.g. refine=IDEC() (or one of the "
+        f"shortcuts {sorted(REFINE_SHORTCUTS)}), then set its parameters."
+    )
 
 
 def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool) -> bool:

@@ -1,6 +1,7 @@
 """Callbacks of the training loop: what every loop needs, each in one small class.
 
-A callback is any object with some of the hooks of :class:`Callback`; each
+A callback is an instance of :class:`Callback` (whose hooks do nothing until
+overridden), or any object with all of its hooks (``HOOKS``); each
 hook receives the :class:`~skdeepcluster.training.LoopState` and may change it
 (``state.stop = True`` ends training after the epoch). The classes here are
 scikit-learn estimators as far as parameters go (``get_params``, ``clone``),
@@ -28,6 +29,10 @@ _METRIC_NAMES = {
     "val_loss": "validation loss",
     "refine_loss": "refinement loss",
 }
+
+
+#: The hooks of a callback, which the loop calls on every callback (see :class:`Callback`).
+HOOKS = ("on_train_begin", "on_epoch_begin", "on_grad_computed", "on_epoch_end", "on_train_end")
 
 
 #: How an epoch of each stage is named in warnings.
