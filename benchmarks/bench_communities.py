@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 
+import _machine
 import numpy as np
 
 
@@ -82,6 +83,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child)))
         return
+    print(_machine.describe())
     print("| rows | edges | communities s | k-means + rule s | peak MiB (before the stage) |")
     print("|---|---|---|---|---|")
     for n in args.sizes:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import _machine
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -127,10 +127,8 @@ def main(argv=None) -> int:
 
     print(f"# bench_core: `python benchmarks/bench_core.py {' '.join(sys.argv[1:])}`".rstrip())
     print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.processor() or platform.machine()} | "
-        f"{os.cpu_count()} CPUs | torch {torch.__version__} "
-        f"(threads {torch.get_num_threads()}) | CUDA: {torch.cuda.is_available()} | "
-        f"seed {args.seed}"
+        f"# {time.strftime('%Y-%m-%d')} | {_machine.describe()} | torch {torch.__version__} "
+        f"| CUDA: {torch.cuda.is_available()} | seed {args.seed}"
     )
     print()
     print("| dataset | method | ACC | NMI | ARI | fit s | peak MB |")

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 
+import _machine
 import numpy as np
 
 K = 15
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
             line = f"| {n:,} | {method} | {seconds:.1f} | {recall(index[rows], truth):.4f} |"
             print(line, flush=True)
             lines.append(line)
+    print(_machine.describe())
     print("\n".join(lines))
     return 0
 

@@ -34,13 +34,13 @@ import argparse
 import functools
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _machine
 import numpy as np
 from bench_core import DEFAULT_MNIST
 from bench_scale import AnonymousPeak, _status_kib  # peak and resident memory
@@ -289,7 +289,7 @@ def main(argv=None) -> int:
         results.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(results[-1]), flush=True)
     print(
-        f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"\n{_machine.describe()} (the driver; each fit sets its own threads), "
         f"ru_maxrss of this driver {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} KiB"
     )
     print("\n".join(table(results)))

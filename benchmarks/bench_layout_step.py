@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _machine
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,6 +98,7 @@ def main(argv=None) -> int:
     if args.child:
         print(child(args.child, *shape))
         return 0
+    print(_machine.describe(), "(the driver; each run sets --threads)")
     print(f"{args.nodes:,} nodes, {args.k} random neighbours, {args.dims}-D, "
           f"{args.threads} thread(s), {args.steps} steps of 8,192 edges")  # fmt: skip
     print("\n| version | run | ms per step |\n|---|---|---|")

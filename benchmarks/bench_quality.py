@@ -17,12 +17,11 @@ recommended one and ``torch-only`` the best one without optional dependencies
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 import warnings
 
+import _machine
 import numpy as np
 from bench_core import DEFAULT_MNIST, IMAGE_SHAPES, load  # same data loading as bench_core
 
@@ -142,9 +141,8 @@ def main(argv=None) -> int:
 
     print(f"# bench_quality: `python benchmarks/bench_quality.py {' '.join(sys.argv[1:])}`")
     print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.machine()} | {os.cpu_count()} CPUs | "
-        f"torch {torch.__version__} (threads {torch.get_num_threads()}) | "
-        f"CUDA: {torch.cuda.is_available()} | seeds {args.seeds}"
+        f"# {time.strftime('%Y-%m-%d')} | {_machine.describe()} | torch {torch.__version__} "
+        f"| CUDA: {torch.cuda.is_available()} | seeds {args.seeds}"
     )
     rows, per_seed = [], []
     for dataset in args.datasets:

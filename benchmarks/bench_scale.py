@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+import _machine
 
 N_FEATURES = 784
 N_CENTERS = 10
@@ -269,8 +269,8 @@ def main(argv=None) -> int:
         load = " ".join(f.read().split()[:3])
     print(f"# bench_scale: `python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`")
     print(
-        f"# {time.strftime('%Y-%m-%d')} | {platform.machine()} | {os.cpu_count()} CPUs | "
-        f"torch {torch.__version__} (threads {torch.get_num_threads()}) | load {load}"
+        f"# {time.strftime('%Y-%m-%d')} | {_machine.describe()} | torch {torch.__version__} "
+        f"| load {load}"
     )
     if "memmap" in args.parts:
         print()

@@ -27,6 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _machine
 import numpy as np
 from bench_core import DEFAULT_MNIST
 
@@ -92,6 +93,7 @@ def main(argv=None) -> int:
         parser.error("--other is required")
     X, y = load(args.data, args.mnist_path)
     here = str(Path(__file__).resolve().parents[1])
+    print(_machine.describe())
     with tempfile.TemporaryDirectory() as tmp:
         labels = Path(tmp) / "labels.npy"
         np.save(labels, y)

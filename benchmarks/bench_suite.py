@@ -49,12 +49,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import _machine
 import numpy as np
 from bench_core import DEFAULT_MNIST
 from bench_core import load as load_core  # digits and the MNIST test set, as bench_core
@@ -210,11 +210,13 @@ def child(name: str, config: str, seed: int, mnist_path: str) -> dict | None:
         "stages": dict(timer.seconds),
         "architecture": getattr(model, "architecture_", None),
         "clusterer": type(getattr(model, "clusterer_", None)).__name__,
+        "machine": _machine.numerics(),
     }
 
 
 def run_one(name: str, config: str, seed: int, args) -> dict | None:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env.update(dict(item.split("=", 1) for item in args.env))
     command = [sys.executable, __file__, "--child", name, config, str(seed)]
     command += ["--mnist-path", args.mnist_path]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
@@ -251,6 +253,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per fit")
     parser.add_argument("--mnist-path", default=str(DEFAULT_MNIST))
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per fit")
+    parser.add_argument(
+        "--env", nargs="*", default=[], metavar="KEY=VALUE",
+        help="environment of each fit, e.g. MKL_CBWR=AVX2 ATEN_CPU_CAPABILITY=avx2",
+    )
     parser.add_argument("--child", nargs=3, metavar=("DATASET", "CONFIG", "SEED"))
     args = parser.parse_args(argv)
     if args.child:
@@ -260,7 +266,6 @@ def main(argv=None) -> int:
         name, config, seed = args.child
         print(json.dumps(child(name, config, int(seed), args.mnist_path)))
         return 0
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, {args.threads} thread(s) per fit")
     results = []
     for name in args.datasets:
         for config in args.configs:
@@ -273,6 +278,8 @@ def main(argv=None) -> int:
                 if args.json is not None:
                     with args.json.open("a") as f:
                         f.write(json.dumps(result) + "\n")
+    if results:
+        print(f"\n{_machine.describe(results[0]['machine'])} per fit; env: {args.env or 'as is'}")
     print("\n".join(table(results)))
     return 0
 

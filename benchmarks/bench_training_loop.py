@@ -21,6 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
+import _machine
 import numpy as np
 import torch
 from torch import nn
@@ -127,7 +128,7 @@ def main(argv=None) -> None:
     print(
         f"\ndevice={device}, n_samples={X.shape[0]}, batch_size={args.batch_size}, "
         f"epochs per measurement={args.epochs}, repeats={args.repeats} (median), "
-        f"torch={torch.__version__}, threads={torch.get_num_threads()}\n"
+        f"torch={torch.__version__}, {_machine.describe()}\n"
     )
     print("| model | bare loop (s/epoch) | train_autoencoder (s/epoch) | ratio |")
     print("| --- | ---: | ---: | ---: |")

@@ -27,6 +27,7 @@ import argparse
 import sys
 import time
 
+import _machine
 import numpy as np
 from bench_core import DEFAULT_MNIST
 
@@ -175,6 +176,7 @@ def main(argv=None) -> int:
             )
             print(line, flush=True)
             lines.append(line)
+    print(_machine.describe())
     print("\n".join(lines))
     return 0
 

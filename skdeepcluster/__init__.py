@@ -1,5 +1,7 @@
 """Deep clustering for scikit-learn users, powered by PyTorch."""
 
+# First: asks oneMKL for thread-count-independent products before any torch work.
+from . import _numerics  # noqa: F401
 from ._estimator import AutoencoderKMeans
 from ._networks import ConvAutoencoder, IdentityAutoencoder, MLPAutoencoder
 from ._projection import ProjectedAutoencoder

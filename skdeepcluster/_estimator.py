@@ -495,7 +495,9 @@ class AutoencoderKMeans(
         it to 1. The setting is restored afterwards; it is process-wide, so
         threads of one process share it (and fits in threads of one process
         train one at a time, since torch's random generator is process-wide
-        too).
+        too). It changes the speed, not the result: a fit gives the same
+        labels on any number of threads (see the :ref:`User Guide
+        <reproducibility>`).
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batch order, noise, the validation split,

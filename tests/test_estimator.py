@@ -22,6 +22,7 @@ from skdeepcluster.metrics import cluster_accuracy, cluster_accuracy_scorer
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss
 from skdeepcluster.training import LRScheduler
 
+from ._trained import check_trained
 from .conftest import FAST
 
 
@@ -37,9 +38,9 @@ def assert_unfitted(model):
 
 
 # ------------------------------------------------------------------ basics
-def test_fit_attributes_and_consistency(blobs):
+def test_fit_attributes_and_consistency(blobs, train_seed):
     X, y = blobs
-    model = make().fit(X)
+    model = make(random_state=train_seed).fit(X)
     n = X.shape[0]
     assert model.labels_.shape == (n,)
     assert model.labels_.dtype == np.int64
@@ -54,7 +55,7 @@ def test_fit_attributes_and_consistency(blobs):
     assert np.isfinite(model.history_["train_loss"]).all()
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     assert model.score(X) == pytest.approx(-model.inertia_)
-    assert cluster_accuracy(y, model.labels_) > 0.9
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
 
 
 def test_fit_transform_equals_fit_then_transform(blobs):
@@ -254,13 +255,11 @@ def test_clone_and_params():
     assert model.n_clusters == 5
 
 
-def test_pipeline_with_scaler(blobs):
+def test_pipeline_with_scaler(blobs, train_seed):
     X, y = blobs
-    # random_state=0 was a lucky draw of the old seeding (6 of seeds 0-9 passed, 0.90-1.0;
-    # 8 of 10 now, seed 0: 0.85): the scaled blobs sit closer together.
-    pipe = make_pipeline(StandardScaler(), make(random_state=2))
+    pipe = make_pipeline(StandardScaler(), make(random_state=train_seed))
     labels = pipe.fit_predict(X)
-    assert cluster_accuracy(y, labels) > 0.9
+    check_trained(cluster_accuracy(y, labels), ">", 0.7)  # 150 scaled rows: some seeds merge
     assert pipe.transform(X).shape == (X.shape[0], FAST["latent_dim"])
     np.testing.assert_array_equal(pipe.predict(X), labels)
 
@@ -274,10 +273,10 @@ def test_grid_search_without_labels(blobs):
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
 
 
-def test_grid_search_with_labels(blobs):
+def test_grid_search_with_labels(blobs, train_seed):
     X, y = blobs
     grid = GridSearchCV(
-        make(),
+        make(random_state=train_seed),
         {"n_clusters": [2, 3], "latent_dim": [2, 3]},
         scoring=cluster_accuracy_scorer,
         cv=2,
@@ -286,7 +285,7 @@ def test_grid_search_with_labels(blobs):
     assert grid.best_params_["n_clusters"] == 3
     # 75-row fits: over seeds 0-9 the held-out ACC of k=3 averages 0.95 (minimum 0.71),
     # so one seed's best mean is above 0.85 but not always above 0.9.
-    assert grid.best_score_ > 0.85
+    check_trained(grid.best_score_, ">", 0.85)
 
 
 @pytest.mark.parametrize("library", ["pandas", "polars"])

@@ -19,6 +19,7 @@ from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss
 from skdeepcluster.training import GradientNormClipping, LRScheduler
 
+from ._trained import check_trained
 from .conftest import FAST
 
 
@@ -116,12 +117,14 @@ class TinyAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def test_custom_module_class(blobs):
+def test_custom_module_class(blobs, train_seed):
     X, y = blobs
-    model = make(module=TinyAutoencoder, module_kwargs={"width": 16, "latent": 3}).fit(X)
+    module_kwargs = {"width": 16, "latent": 3}
+    model = make(random_state=train_seed, module=TinyAutoencoder, module_kwargs=module_kwargs)
+    model.fit(X)
     assert isinstance(model.autoencoder_, TinyAutoencoder)
     assert model.transform(X).shape == (X.shape[0], 3)
-    assert cluster_accuracy(y, model.labels_) > 0.9
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.85)
     # clone, pickle and grid search keep working
     assert clone(model).get_params()["module"] is TinyAutoencoder
     loaded = pickle.loads(pickle.dumps(model))
@@ -183,22 +186,23 @@ class Doubler(TransformerMixin, BaseEstimator):
 
 
 @pytest.mark.parametrize("reducer", [PCA(n_components=2), Doubler()])
-def test_reducer(blobs, reducer):
+def test_reducer(blobs, reducer, train_seed):
     X, y = blobs
-    model = make(reducer=reducer).fit(X)
+    model = make(random_state=train_seed, reducer=reducer).fit(X)
     assert model.transform(X).shape == (X.shape[0], 2)
     assert model.reducer_ is not reducer  # cloned
     assert not hasattr(reducer, "n_features_in_") and not hasattr(reducer, "components_")
     np.testing.assert_array_equal(model.predict(X), model.labels_)
-    assert cluster_accuracy(y, model.labels_) > 0.9
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.75)
 
 
-def test_umap_reducer(blobs):
+def test_umap_reducer(blobs, train_seed):
     umap = pytest.importorskip("umap")
     X, y = blobs
-    model = make(reducer=umap.UMAP(n_components=2, n_neighbors=10, n_epochs=50)).fit(X)
+    reducer = umap.UMAP(n_components=2, n_neighbors=10, n_epochs=50)
+    model = make(random_state=train_seed, reducer=reducer).fit(X)
     assert model.transform(X[:7]).shape == (7, 2)
-    assert cluster_accuracy(y, model.labels_) > 0.9
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.6)
 
 
 @pytest.mark.parametrize(
@@ -239,10 +243,10 @@ def test_bad_refinement_strategy_is_rejected_at_fit(blobs, strategy, match):
     "clusterer",
     ["gmm", GaussianMixture(covariance_type="diag"), KMeans(n_init=3), AgglomerativeClustering()],
 )
-def test_clusterers(blobs, clusterer):
+def test_clusterers(blobs, clusterer, train_seed):
     X, y = blobs
-    model = make(clusterer=clusterer).fit(X)
-    assert cluster_accuracy(y, model.labels_) > 0.9
+    model = make(random_state=train_seed, clusterer=clusterer).fit(X)
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
     assert model.cluster_centers_.shape == (3, FAST["latent_dim"])
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     if not isinstance(clusterer, str):
@@ -258,12 +262,12 @@ REFINE = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
 
 @pytest.mark.parametrize("refine", ["kmeans", "dec", "idec"])
 @pytest.mark.parametrize("reducer", ["auto", PCA(n_components=2)], ids=["no-reducer", "pca"])
-def test_refinement_is_consistent(small_digits, refine, reducer):
+def test_refinement_is_consistent(small_digits, refine, reducer, train_seed):
     X, y = small_digits
     strategy = REFINE[refine](epochs=10)
     model = AutoencoderKMeans(
         n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32,
-        refine=strategy, reducer=reducer, random_state=0,
+        refine=strategy, reducer=reducer, random_state=train_seed,
     ).fit(X)
     assert model.reducer_ is None if reducer == "auto" else isinstance(model.reducer_, PCA)
     assert model.get_params()["refine"] is strategy  # the parameter is not refitted ...
@@ -277,7 +281,7 @@ def test_refinement_is_consistent(small_digits, refine, reducer):
     d = ((embedding[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(d.argmin(1), model.labels_)
     assert model.inertia_ == pytest.approx(d.min(1).sum())
-    assert cluster_accuracy(y, model.labels_) > 0.7
+    check_trained(cluster_accuracy(y, model.labels_), ">", 0.45)  # 4 digits: chance is 0.3
 
 
 def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
