@@ -55,6 +55,7 @@ def test_fit_attributes_and_consistency(blobs, train_seed):
     assert np.isfinite(model.history_["train_loss"]).all()
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     assert model.score(X) == pytest.approx(-model.inertia_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.953, max 1, mean 0.988 ± 0.015
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
 
 
@@ -259,6 +260,7 @@ def test_pipeline_with_scaler(blobs, train_seed):
     X, y = blobs
     pipe = make_pipeline(StandardScaler(), make(random_state=train_seed))
     labels = pipe.fit_predict(X)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.813, max 1, mean 0.95 ± 0.065
     check_trained(cluster_accuracy(y, labels), ">", 0.7)  # 150 scaled rows: some seeds merge
     assert pipe.transform(X).shape == (X.shape[0], FAST["latent_dim"])
     np.testing.assert_array_equal(pipe.predict(X), labels)
@@ -285,6 +287,7 @@ def test_grid_search_with_labels(blobs, train_seed):
     assert grid.best_params_["n_clusters"] == 3
     # 75-row fits: over seeds 0-9 the held-out ACC of k=3 averages 0.95 (minimum 0.71),
     # so one seed's best mean is above 0.85 but not always above 0.9.
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.927, max 1, mean 0.989 ± 0.021
     check_trained(grid.best_score_, ">", 0.85)
 
 

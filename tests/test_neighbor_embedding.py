@@ -121,8 +121,10 @@ def test_separates_blobs_and_places_new_points(blobs5, train_seed):
     E = ne.transform(X[:300])
     assert E.shape == (300, 2) and np.all(np.isfinite(E))
     km = KMeans(n_clusters=5, n_init=10, random_state=train_seed).fit(E)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y[:300], km.labels_), "==", 1.0)
     # Held-out points land in the clusters of their neighbours.
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y[300:], km.predict(ne.transform(X[300:]))), "==", 1.0)
 
 
@@ -166,6 +168,7 @@ def test_max_samples_fits_on_a_subsample(blobs5, train_seed):
     np.testing.assert_array_equal(E[ne.fit_indices_], ne.embedding_)
     np.testing.assert_array_equal(ne.fit_transform(X), E)
     labels = KMeans(n_clusters=5, n_init=10, random_state=train_seed).fit_predict(E)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y, labels), ">", 0.98)
 
 
@@ -277,6 +280,7 @@ def test_duplicates_and_constant_data(train_seed):
     X = np.vstack([np.zeros((10, 2)), np.full((10, 2), 5.0)])
     E = NeighborEmbedding(n_components=2, random_state=train_seed).fit_transform(X)
     labels = KMeans(n_clusters=2, n_init=5, random_state=train_seed).fit_predict(E)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(np.repeat([0, 1], 10), labels), "==", 1.0)
 
 
@@ -340,7 +344,9 @@ def test_default_reducer_of_the_estimator(digits, train_seed):
     # over seeds 0-9 (mean 0.09): too spread for a bound three deviations above 0, so
     # the checks are its accuracy and that it never loses much.
     accuracy = cluster_accuracy(y, model.labels_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.535, max 0.732, mean 0.613 ± 0.053
     check_trained(accuracy, ">", 0.35)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.0267, max 0.168, mean 0.0875 ± 0.042
     check_trained(accuracy - cluster_accuracy(y, plain.labels_), ">", -0.05)
 
 
@@ -377,6 +383,7 @@ def test_explicit_neighbor_embedding_reducer(blobs, fast_params, train_seed):
     ).fit(X)
     assert model.reducer_.n_neighbors == 10 and model.reducer_.random_state is not None
     assert model.transform(X).shape == (150, 2)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.753, max 1, mean 0.976 ± 0.055
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.7)  # a 2-D layout of 150 rows
     with pytest.raises(ValueError, match="cannot be combined with reducer"):
         AutoencoderKMeans(n_clusters=3, reducer=NeighborEmbedding(), refine="idec").fit(X)
@@ -397,7 +404,9 @@ def test_pipeline_without_autoencoder_on_digits(digits, train_seed):
     np.testing.assert_array_equal(pipe.predict(X), labels)
     plain = KMeans(n_clusters=10, n_init=10, random_state=train_seed).fit_predict(X)
     # benchmarks/results/quality.md: 0.936 against k-means' 0.79 on all 1,797 digits.
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.935, max 0.943, mean 0.937 ± 0.0019
     check_trained(cluster_accuracy(y, labels), ">", 0.9)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.14, max 0.151, mean 0.144 ± 0.0028
     check_trained(cluster_accuracy(y, labels) - cluster_accuracy(y, plain), ">", 0.1)
 
 
@@ -507,6 +516,7 @@ def test_large_neighbor_search_gives_the_same_embedding_as_exact(blobs5, train_s
     # The same (exact) graph up to float rounding of the distances: nearly the same layout.
     labels_e = KMeans(n_clusters=5, n_init=5, random_state=train_seed).fit_predict(E)
     labels_t = KMeans(n_clusters=5, n_init=5, random_state=train_seed).fit_predict(T)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(labels_e, labels_t), "==", 1.0)
     np.testing.assert_array_equal(tree.transform(X), T)
 
@@ -594,6 +604,7 @@ def test_layout_kernels_separate_blobs_and_report_progress(kernel, train_seed):
                              generator=seeded(train_seed), **params)  # fmt: skip
     assert bar.done == 150
     labels = KMeans(n_clusters=4, n_init=5, random_state=train_seed).fit_predict(layout.numpy())
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y, labels), "==", 1.0)
     again = optimize_layout(start, graph, n_steps=150, kernel=kernel,
                             generator=seeded(train_seed), **params)  # fmt: skip
@@ -656,6 +667,7 @@ def test_transform_steps_optimise_new_points_only(train_seed):
     assert not np.allclose(refined[300:], plain[300:])
     # The new points land in their own cluster of the training layout.
     km = KMeans(n_clusters=4, n_init=10, random_state=train_seed).fit(ne.embedding_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y[300:], km.predict(refined[300:])), "==", 1.0)
     # Deterministic: a second call, and a pickled copy, give the same places.
     np.testing.assert_array_equal(ne.transform(X[300:]), refined[300:])

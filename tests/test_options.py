@@ -124,6 +124,7 @@ def test_custom_module_class(blobs, train_seed):
     model.fit(X)
     assert isinstance(model.autoencoder_, TinyAutoencoder)
     assert model.transform(X).shape == (X.shape[0], 3)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.893, max 1, mean 0.971 ± 0.033
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.85)
     # clone, pickle and grid search keep working
     assert clone(model).get_params()["module"] is TinyAutoencoder
@@ -193,6 +194,7 @@ def test_reducer(blobs, reducer, train_seed):
     assert model.reducer_ is not reducer  # cloned
     assert not hasattr(reducer, "n_features_in_") and not hasattr(reducer, "components_")
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.853, max 1, mean 0.966 ± 0.047
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.75)
 
 
@@ -202,6 +204,7 @@ def test_umap_reducer(blobs, train_seed):
     reducer = umap.UMAP(n_components=2, n_neighbors=10, n_epochs=50)
     model = make(random_state=train_seed, reducer=reducer).fit(X)
     assert model.transform(X[:7]).shape == (7, 2)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.733, max 1, mean 0.942 ± 0.096
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.6)
 
 
@@ -246,6 +249,7 @@ def test_bad_refinement_strategy_is_rejected_at_fit(blobs, strategy, match):
 def test_clusterers(blobs, clusterer, train_seed):
     X, y = blobs
     model = make(random_state=train_seed, clusterer=clusterer).fit(X)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.927, max 1, mean 0.989 ± 0.016
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
     assert model.cluster_centers_.shape == (3, FAST["latent_dim"])
     np.testing.assert_array_equal(model.predict(X), model.labels_)
@@ -281,6 +285,7 @@ def test_refinement_is_consistent(small_digits, refine, reducer, train_seed):
     d = ((embedding[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(d.argmin(1), model.labels_)
     assert model.inertia_ == pytest.approx(d.min(1).sum())
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.577, max 0.907, mean 0.82 ± 0.084
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.45)  # 4 digits: chance is 0.3
 
 

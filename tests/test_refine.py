@@ -200,9 +200,12 @@ def test_refine_kmeans_loss_decreases_and_clusters(setup, train_seed):
         setup["y"], _labels(setup["module"], setup["head"], setup["X"], setup["centers"])
     )
     module, centers, h = _kmeans(setup, epochs=8, lambda_=1.0, warmup_epochs=0, tol=0.0)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.595, max 0.74, mean 0.637 ± 0.042
     check_trained(h["refine_loss"][-1] / h["refine_loss"][0], "<", 1.0)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.398, max 0.518, mean 0.435 ± 0.036
     check_trained(h["refine_cluster_loss"][-1] / h["refine_cluster_loss"][0], "<", 1.0)
     after = cluster_accuracy(setup["y"], _labels(module, setup["head"], setup["X"], centers))
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0, max 0.0333, mean 0.009 ± 0.01
     check_trained(after - before, ">", -0.035)  # it does not lose the clusters
     assert centers.shape == (3, 4) and centers.dtype == torch.float32
 

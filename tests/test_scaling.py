@@ -145,6 +145,7 @@ def test_streamed_fit_on_a_memmap(blob_memmap, train_seed):
     X, y = blob_memmap
     model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=train_seed, **FAST)
     labels = model.fit_predict(X)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.938, max 1, mean 0.994 ± 0.018
     check_trained(cluster_accuracy(y, labels), ">", 0.9)
     assert np.array_equal(model.predict(X), model.labels_)
     np.testing.assert_allclose(model.transform(X), model.transform(np.asarray(X)))
@@ -160,6 +161,7 @@ def test_streamed_refinement(blob_memmap, refine, train_seed):
     ).fit(X)
     assert "refine_loss" in model.history_
     assert np.array_equal(model.predict(X), model.labels_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.99, max 1, mean 0.999 ± 0.0023
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
 
 
@@ -167,6 +169,7 @@ def test_streaming_any_sliceable_array_like(blobs, train_seed):
     X, y = blobs
     model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=train_seed, **FAST)
     labels = model.fit_predict(SliceOnly(X))
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.953, max 1, mean 0.988 ± 0.015
     check_trained(cluster_accuracy(y, labels), ">", 0.9)
     assert model.n_features_in_ == X.shape[1]
     assert np.array_equal(model.predict(SliceOnly(X)), labels)
@@ -228,8 +231,10 @@ def test_partial_fit_trains_one_epoch_per_call(blobs, train_seed):
         assert model.n_iter_ == i
         assert len(model.history_["train_loss"]) == i
     losses = model.history_["train_loss"]
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.956, max 0.984, mean 0.977 ± 0.0085
     check_trained(losses[-1] / losses[0], "<", 1.005)
     assert np.array_equal(model.predict(X), model.labels_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.96, max 1, mean 0.992 ± 0.014
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.9)
 
 
@@ -303,6 +308,7 @@ def test_partial_fit_streams_a_memmap(blob_memmap, train_seed):
     model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=train_seed, **FAST)
     for _ in range(5):
         model.partial_fit(X)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.912, max 1, mean 0.99 ± 0.027
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.85)
 
 
@@ -336,6 +342,7 @@ def test_minibatch_kmeans_clusterer(blobs, train_seed):
         n_clusters=3, clusterer="minibatch_kmeans", reducer=None, random_state=train_seed,
         **dict(FAST, epochs=20),
     ).fit(X)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.947, max 1, mean 0.993 ± 0.016
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.8)
     assert np.array_equal(model.predict(X), model.labels_)
     assert "refine_loss" in model.history_  # refine='auto' refines k-means centres
@@ -469,7 +476,9 @@ def test_estimator_pretrains_on_a_list_of_devices(blobs, train_seed):
     assert model.device_ == torch.device("cpu")
     assert len(model.history_["train_loss"]) == 20
     losses = model.history_["train_loss"]
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.337, max 0.725, mean 0.54 ± 0.13
     check_trained(losses[-1] / losses[0], "<", 1.0)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.853, max 1, mean 0.983 ± 0.045
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.8)
     assert np.array_equal(model.predict(X), model.labels_)
     with pytest.raises(ValueError, match="list of devices"):
@@ -501,6 +510,7 @@ def test_partial_fit_keeps_cluster_ids(blobs, clusterer, train_seed):
     for chunk in np.array_split(X, 3):
         model.partial_fit(chunk)
         labels = model.predict(X)
+        # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.853, max 1, mean 0.991 ± 0.021
         check_trained((labels == previous).mean(), ">", 0.8)  # permuted ids: about 0.3
         previous = labels
 
@@ -531,6 +541,7 @@ def test_streaming_a_tensor(blobs, train_seed):
     X, y = blobs
     model = AutoencoderKMeans(n_clusters=3, streaming=True, random_state=train_seed, **FAST)
     labels = model.fit_predict(torch.from_numpy(X))
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.953, max 1, mean 0.988 ± 0.015
     check_trained(cluster_accuracy(y, labels), ">", 0.9)
 
 

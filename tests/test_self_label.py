@@ -78,6 +78,7 @@ def test_labels_come_from_the_head_and_equal_predict(data, train_seed):
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     assert model.score(X) == pytest.approx(-model.inertia_)
     assert len(model.history_["self_label_loss"]) >= 1
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.995, max 1, mean 1 ± 0.0011
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.95)
 
 
@@ -87,6 +88,7 @@ def test_head_learns_the_clusterers_labels(data, train_seed):
     without = fitted(data, train_seed, self_label=False)
     assert without.label_head_ is None
     # Same seeds for every stage before: the head reproduces the clusterer's labels.
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.995, max 1, mean 0.999 ± 0.0013
     check_trained(np.mean(with_head.labels_ == without.labels_), ">", 0.97)
     np.testing.assert_array_equal(with_head.transform(X), without.transform(X))
 
@@ -120,6 +122,7 @@ def test_self_label_with_k_means_on_the_codes(data, train_seed):
     model = fitted(data, train_seed, reducer=None, refine=None, self_label=True, batch_size=16)
     assert model.label_head_ is not None
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 1, max 1, mean 1 ± 0
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.95)
 
 
@@ -170,10 +173,12 @@ def test_train_label_head_takes_the_step_budget_and_leaves_the_module(train_seed
     )
     assert len(steps) == label_steps(300, 64) == 5 * 15  # 15 passes of 5 batches
     loss = history["self_label_loss"]
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.348, max 0.525, mean 0.446 ± 0.067
     check_trained(loss[-1] / loss[0], "<", 1.0)
     for k, v in module.state_dict().items():
         torch.testing.assert_close(v, before[k])
     accuracy = cluster_accuracy(y, predict_labels(head, X, device=torch.device("cpu")))
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.89, max 1, mean 0.987 ± 0.033
     check_trained(accuracy, ">", 0.8)
     again, _ = train_label_head(
         module, X, y, n_codes=3, n_clusters=3, batch_size=64, optimizer_factory=factory,
@@ -208,7 +213,7 @@ def test_diverging_head_is_dropped_with_a_warning(data):
     from sklearn.exceptions import ConvergenceWarning
 
     X, _ = data
-    est = AutoencoderKMeans(n_clusters=4, random_state=0, **LABEL_FAST).fit(X)
+    est = AutoencoderKMeans(n_clusters=4, random_state=0, **FAST).fit(X)
     with pytest.warns(ConvergenceWarning, match="self-labelling epoch .* labels are kept"):
         head, history = train_label_head(
             est.autoencoder_, X, est.labels_, n_codes=3, n_clusters=4, batch_size=64,

@@ -71,6 +71,7 @@ def test_training_loss_decreases(data, loss, train_seed):
     history = _train(ae, data, epochs=15, loss=loss, seed=train_seed)
     assert len(history["train_loss"]) == 15
     assert history["val_loss"] == []
+    # trained, seeds 0-9 x default/COMPATIBLE numerics: min 0.0113, max 0.356, mean 0.0694 ± 0.08
     check_trained(history["train_loss"][-1] / history["train_loss"][0], "<", 0.5)
     assert history["best_epoch"] == int(np.argmin(history["train_loss"]))
     assert not ae.training
