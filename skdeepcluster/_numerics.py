@@ -7,7 +7,7 @@ per step, and the neighbour embedding amplifies that drift into other
 clusters (``benchmarks/results/reproducibility.md``). oneMKL's *strict
 conditional numerical reproducibility* mode (``MKL_CBWR=AUTO,STRICT``) makes
 its matrix products bit-identical for any number of threads on one machine,
-at a measured cost of a few per cent of the pre-training time. oneMKL reads
+at a small measured cost (``benchmarks/results/reproducibility.md``). oneMKL reads
 the variable once, at its first call, so :func:`prefer_strict_mkl` sets it
 when skdeepcluster is imported, before any of its training runs, unless the
 user chose a mode already (``MKL_CBWR`` set: their choice is kept, e.g.
