@@ -277,3 +277,21 @@ def test_single_process_from_unguarded_script_matches_train_autoencoder(tmp_path
     weight_diff, loss_diff = (float(v) for v in line.split()[1:])
     assert weight_diff < 1e-5
     assert loss_diff < 1e-5
+
+
+def test_a_failure_names_every_rank_that_raised(tmp_path):
+    import pickle
+    from types import SimpleNamespace
+
+    from skdeepcluster.training._distributed import _other_failures
+
+    paths = []
+    for rank, trace in enumerate(["gloo: connection closed", "deliberate failure on rank 1"]):
+        path = tmp_path / f"error{rank}"
+        path.write_bytes(pickle.dumps(trace))
+        paths.append(str(path))
+    context = SimpleNamespace(error_files=[*paths, str(tmp_path / "no-error"), None])
+    text = _other_failures(context, reported=0)  # rank 0 reported, rank 1 the cause
+    assert "process 1 failed too" in text and "deliberate failure on rank 1" in text
+    assert "process 0" not in text and "process 2" not in text
+    assert _other_failures(SimpleNamespace(error_files=[paths[0]]), reported=0) == ""

@@ -22,6 +22,7 @@ import datetime
 import inspect
 import math
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -397,6 +398,24 @@ def _check_forwarded(train_kwargs: dict[str, Any], *, epochs: int, batch_size: i
     _check_training_params(epochs=epochs, batch_size=batch_size, **check)
 
 
+def _other_failures(context, reported: int) -> str:
+    """The errors that ranks other than ``reported`` raised, as text ('' if none).
+
+    torch reports the first rank it finds failed. When one rank raises, the ranks
+    waiting for it in a collective fail too ("connection closed"), and under load
+    one of those may be the one reported; the cause is then in another rank's
+    error file, written by torch's own child process (all ranks are joined by then).
+    """
+    text = ""
+    for rank, path in enumerate(context.error_files):
+        if rank == reported or path is None or not os.access(path, os.R_OK):
+            continue
+        with open(path, "rb") as f:
+            trace = pickle.load(f)
+        text += f"\n\n-- process {rank} failed too:\n{trace}"
+    return text
+
+
 def _run_workers(module: nn.Module, X: np.ndarray, X_val, config: dict[str, Any]) -> dict:
     """Start the ranks on a temporary working directory; rank 0's weights and history."""
     world_size = config["world_size"]
@@ -425,6 +444,7 @@ def _run_workers(module: nn.Module, X: np.ndarray, X_val, config: dict[str, Any]
             raise RuntimeError(
                 f"Distributed training failed in process {exc.error_index} "
                 f"(of {world_size}, pid {exc.error_pid}): {exc}"
+                + _other_failures(context, exc.error_index)
             ) from None
         result_path = os.path.join(workdir, "result.pt")
         if not os.path.exists(result_path):
