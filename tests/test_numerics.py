@@ -59,3 +59,21 @@ def test_the_same_fit_on_one_and_two_threads():
     if out[0] == "unknown":
         pytest.skip("this torch build does not tell oneMKL's mode")
     assert out[1:] == ["True", "True", "True"]
+
+
+def test_a_faiss_search_leaves_torchs_threads():
+    """faiss and torch share one OpenMP runtime: a search must not change torch's threads."""
+    pytest.importorskip("faiss")
+    import numpy as np
+    import torch
+
+    from skdeepcluster.embedding._neighbors import NeighborIndex
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X = np.random.default_rng(0).normal(size=(300, 5)).astype(np.float32)
+        NeighborIndex(X, "hnsw", random_state=0).graph(5, torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

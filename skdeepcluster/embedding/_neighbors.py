@@ -269,15 +269,23 @@ class NeighborIndex:
         """faiss's HNSW search: Euclidean distances (it returns squared ones) and indices."""
         import faiss
 
-        if self._tree is None:
-            index = faiss.IndexHNSWFlat(self.data.shape[1], HNSW_M)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-            faiss.omp_set_num_threads(1)  # a parallel build may link the graph differently
-            index.add(np.ascontiguousarray(self.data, dtype=np.float32))
-            self._tree = index
-        self._tree.hnsw.efSearch = max(HNSW_EF_SEARCH, n_neighbors)
-        faiss.omp_set_num_threads(torch.get_num_threads())  # each query on its own
-        d2, index = self._tree.search(np.ascontiguousarray(queries, dtype=np.float32), n_neighbors)
+        # faiss and torch share one OpenMP runtime: faiss's thread setting is torch's,
+        # so torch's own is restored afterwards (else the rest of the fit, and the
+        # caller's process, ran on one thread after a build).
+        threads = torch.get_num_threads()
+        try:
+            if self._tree is None:
+                index = faiss.IndexHNSWFlat(self.data.shape[1], HNSW_M)
+                index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+                faiss.omp_set_num_threads(1)  # a parallel build may link the graph differently
+                index.add(np.ascontiguousarray(self.data, dtype=np.float32))
+                self._tree = index
+            self._tree.hnsw.efSearch = max(HNSW_EF_SEARCH, n_neighbors)
+            faiss.omp_set_num_threads(threads)  # each query on its own
+            queries = np.ascontiguousarray(queries, dtype=np.float32)
+            d2, index = self._tree.search(queries, n_neighbors)
+        finally:
+            torch.set_num_threads(threads)
         return np.sqrt(np.maximum(d2, 0.0)), index
 
     def _nndescent(self, n_neighbors: int):
