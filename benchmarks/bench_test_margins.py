@@ -41,7 +41,6 @@ COMMENT = "# trained, "
 
 def sweep(seeds, numerics, workers) -> list[dict]:
     """Every check's recorded values over ``seeds`` and ``numerics``."""
-    entries = []
     with tempfile.TemporaryDirectory() as folder:
         record = Path(folder) / "record.jsonl"
         for name in numerics:
@@ -52,8 +51,7 @@ def sweep(seeds, numerics, workers) -> list[dict]:
                            "-p", "no:cacheprovider", "-n", str(workers)]
                 done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
                 print(f"{name}, seed {seed}: {done.stdout.strip().splitlines()[-1]}", flush=True)
-        for line in record.read_text().splitlines():
-            entries.append({**json.loads(line)})
+        entries = [json.loads(line) for line in record.read_text().splitlines()]
     for entry in entries:
         entry["numerics"] = entry["numerics"] or "default"
     return entries

@@ -27,9 +27,10 @@ def check_trained(value, op: str, bound: float) -> None:
     """Assert ``value <op> bound`` for a result of training, or record it in a sweep."""
     record = os.environ.get("SKDC_RECORD_RESULTS")
     if record:
-        caller = inspect.stack()[1]
+        caller = inspect.currentframe().f_back  # not inspect.stack(): it reads every frame's source
+        path = Path(caller.f_code.co_filename).resolve().relative_to(_ROOT)
         entry = {
-            "key": f"{Path(caller.filename).resolve().relative_to(_ROOT)}:{caller.lineno}",
+            "key": f"{path}:{caller.f_lineno}",
             "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0],
             "value": float(value),
             "op": op,

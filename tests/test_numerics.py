@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 
 from skdeepcluster._numerics import STRICT_MODE, mkl_mode
 
@@ -64,9 +66,6 @@ def test_the_same_fit_on_one_and_two_threads():
 def test_a_faiss_search_leaves_torchs_threads():
     """faiss and torch share one OpenMP runtime: a search must not change torch's threads."""
     pytest.importorskip("faiss")
-    import numpy as np
-    import torch
-
     from skdeepcluster.embedding._neighbors import NeighborIndex
 
     before = torch.get_num_threads()
