@@ -88,7 +88,11 @@ def table(entries) -> list[str]:
 
 
 def write_comments(entries, seeds) -> None:
-    """Above each check, one comment with its distribution over every parametrization."""
+    """Above each check, one comment with its distribution over every parametrization.
+
+    The entries' keys are moved to the checks' lines after the comments are
+    inserted, so that the table names the lines as they are written.
+    """
     by_key = defaultdict(list)
     for e in entries:
         by_key[e["key"]].append(e)
@@ -100,8 +104,10 @@ def write_comments(entries, seeds) -> None:
             f"{COMMENT}seeds {min(seeds)}-{max(seeds)} x default/COMPATIBLE numerics: "
             f"min {s['min']:.3g}, max {s['max']:.3g}, mean {s['mean']:.3g} ± {s['std']:.2g}"
         )
+    moved = {}
     for path, comments in files.items():
         lines = (ROOT / path).read_text().split("\n")
+        inserted = []
         for number in sorted(comments, reverse=True):
             index = number - 1
             indent = re.match(r"\s*", lines[index]).group(0)
@@ -109,7 +115,12 @@ def write_comments(entries, seeds) -> None:
                 lines[index - 1] = indent + comments[number]
             else:
                 lines.insert(index, indent + comments[number])
+                inserted.append(number)
         (ROOT / path).write_text("\n".join(lines))
+        for number in comments:  # each comment inserted above a line moves it down one
+            moved[f"{path}:{number}"] = f"{path}:{number + sum(n <= number for n in inserted)}"
+    for e in entries:
+        e["key"] = moved[e["key"]]
 
 
 def main(argv=None) -> int:
@@ -121,6 +132,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "trained_results.md")
     args = parser.parse_args(argv)
     entries = sweep(args.seeds, args.numerics, args.workers)
+    if args.write_comments:
+        write_comments(entries, args.seeds)
     lines = table(entries)
     header = (
         "# The distributions behind the bounds of the tests of trained results\n\n"
@@ -132,8 +145,6 @@ def main(argv=None) -> int:
     )
     args.out.write_text(header + "\n".join(lines) + "\n")
     print("\n".join(lines))
-    if args.write_comments:
-        write_comments(entries, args.seeds)
     return 0
 
 
