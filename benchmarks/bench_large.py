@@ -145,19 +145,19 @@ class StageTimer:
         setattr(owner, name, timed)
 
     def install(self):
-        from skdeepcluster import _estimator, embedding
+        from skdeepcluster import _estimator, _stages, embedding
         from skdeepcluster.embedding import _neighbor_embedding as ne
+        from skdeepcluster.label import _strategy
 
-        est = _estimator.AutoencoderKMeans
-        self.wrap(est, "_pretrain", "pre-training")
+        self.wrap(_stages, "pretrain", "pre-training")
         self.wrap(_estimator, "encode_array", "encoding")
         self.wrap(ne.NeighborIndex, "graph", "k-NN graph")
         self.wrap(ne, "fuzzy_neighbor_graph", "k-NN graph")
         self.wrap(ne, "optimize_layout", "layout")
-        self.wrap(est, "_cluster", "clustering")
-        self.wrap(est, "_refine", "refinement")
-        self.wrap(est, "_self_label", "self-labelling")  # training the head
-        self.wrap(_estimator, "predict_labels", "self-labelling")  # labelling X with it
+        self.wrap(_stages, "cluster", "clustering")
+        self.wrap(_stages, "refine", "refinement")
+        self.wrap(_stages, "self_label", "self-labelling")  # training the head
+        self.wrap(_strategy, "predict_labels", "self-labelling")  # labelling X with it
         self.wrap(ne.NeighborEmbedding, "transform", "NE transform")
         del embedding
 

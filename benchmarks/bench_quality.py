@@ -39,14 +39,15 @@ def configurations(dataset: str, k: int) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+    from skdeepcluster import AutoencoderKMeans, ImageAugment, NeighborEmbedding
 
     shape = IMAGE_SHAPES[dataset]
 
     def augmented(s, **params):
-        """MLP autoencoder trained on shifted and rotated images (``augment=0.1``)."""
+        """MLP autoencoder trained on shifted and rotated images (``ImageAugment(0.1)``)."""
         return AutoencoderKMeans(
-            n_clusters=k, architecture="mlp", image_shape=shape, augment=0.1, random_state=s,
+            n_clusters=k, architecture="mlp", image_shape=shape, augment=ImageAugment(0.1),
+            random_state=s,
             **params,
         )
 

@@ -96,14 +96,14 @@ def memmap_child(path: str, n_samples: int, epochs: int) -> dict:
     """Fit on the memmap in this (fresh) process and measure it."""
     import numpy as np
 
-    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster import MLP, AutoencoderKMeans
     from skdeepcluster._clustering import MINIBATCH_MIN_SAMPLES
 
     X = np.memmap(path, dtype=np.float32, mode="r", shape=(n_samples, N_FEATURES))
     baseline = _status_kib("VmRSS")
     model = AutoencoderKMeans(
         n_clusters=N_CENTERS,
-        hidden_layer_sizes=(256,),
+        architecture=MLP((256,)),
         latent_dim=10,
         epochs=epochs,
         batch_size=256,
@@ -191,13 +191,13 @@ def grid_search(backend_workers: int | None, n_jobs_torch: int | None) -> float:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import GridSearchCV
 
-    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster import MLP, AutoencoderKMeans
 
     X, _ = load_digits(return_X_y=True)
     X = X / 16.0
     model = AutoencoderKMeans(
         n_clusters=10,
-        hidden_layer_sizes=GRID_HIDDEN,
+        architecture=MLP(GRID_HIDDEN),
         epochs=GRID_EPOCHS,
         refine=None,
         n_init=3,

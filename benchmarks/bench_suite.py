@@ -132,17 +132,18 @@ def load(name: str, mnist_path: str):
 
 def best(name: str, k: int, seed: int, image_shape):
     """The documented best configuration of a data set, or None."""
-    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster import AutoencoderKMeans, ImageAugment, SelfLabel
 
     if name == "mnist":  # README, "best on MNIST": the defaults + six augmented rounds
         return AutoencoderKMeans(
-            n_clusters=k, architecture="mlp", image_shape=image_shape, self_label_rounds=6,
-            self_label_augment=0.1, random_state=seed,
+            n_clusters=k, architecture="mlp", image_shape=image_shape,
+            self_label=SelfLabel(rounds=6, augment=ImageAugment(0.1)), random_state=seed,
         )
     if name == "fashion":  # README, "best on Fashion-MNIST": + neighbour consistency, flips
         return AutoencoderKMeans(
             n_clusters=k, architecture="mlp", image_shape=image_shape,
-            self_label_consistency=3000, self_label_augment=0.1, flip=True, random_state=seed,
+            self_label=SelfLabel(consistency=3000, augment=ImageAugment(0.1, flip=True)),
+            random_state=seed,
         )
     return None
 

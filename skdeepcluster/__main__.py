@@ -1,6 +1,6 @@
 """``python -m skdeepcluster``: the command line interface (see ``skdeepcluster --help``)."""
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

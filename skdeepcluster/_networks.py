@@ -30,7 +30,6 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -760,40 +759,3 @@ def check_encode_decode(module: Any, built: Any) -> None:
         f"module={name} {what}: the autoencoder must be a torch.nn.Module with "
         "encode(x) -> z and decode(z) -> x_hat (forward is optional)."
     )
-
-
-def network_from_params(params: Mapping[str, Any], n_features: int) -> nn.Module:
-    """The untrained autoencoder that an estimator's parameters describe.
-
-    ``params`` is ``AutoencoderKMeans.get_params()``, with ``architecture``
-    already resolved from ``'auto'`` to ``'none'`` when the fit plan chose no
-    network: ``module`` (and ``module_kwargs``) when set; an
-    :class:`IdentityAutoencoder` for ``'none'``; else a :class:`ConvAutoencoder` for
-    ``architecture='conv'`` (or ``'auto'`` with ``image_shape``), an
-    :class:`MLPAutoencoder` otherwise.
-    """
-    if params["module"] is not None:
-        return build_module(params["module"], params["module_kwargs"], n_features)
-    if params["architecture"] == "none":
-        return IdentityAutoencoder(n_features)
-    options = {
-        k: params[k] for k in ("activation", "output_activation", "dropout", "batch_norm")
-    }
-    architecture, image_shape = params["architecture"], params["image_shape"]
-    if architecture == "conv" or (architecture == "auto" and image_shape is not None):
-        shape = resolve_image_shape(image_shape, n_features)
-        channels = _int_sequence(params, "conv_channels", allow_empty=False)
-        return ConvAutoencoder(shape, params["latent_dim"], channels=channels, **options)
-    if image_shape is not None:
-        resolve_image_shape(image_shape, n_features)  # still validate it
-    hidden = _int_sequence(params, "hidden_layer_sizes", allow_empty=True)
-    return MLPAutoencoder(n_features, hidden, params["latent_dim"], **options)
-
-
-def _int_sequence(params: Mapping[str, Any], name: str, *, allow_empty: bool) -> tuple[int, ...]:
-    value = params[name]
-    sizes = np.asarray(value, dtype=object).ravel()
-    ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in sizes)
-    if not ok or (not allow_empty and sizes.size == 0):
-        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}.")
-    return tuple(int(s) for s in sizes)

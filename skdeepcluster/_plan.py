@@ -19,11 +19,17 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from . import _clustering
+from ._architecture import MLP, ConvNet, NetworkSpec, UserModule
+from ._architecture import SHORTCUTS as ARCHITECTURES
+from ._checks import check_params
 from ._clustering import is_affine
 from ._data import streamable
 from ._device import resolve_device
 from .embedding import NeighborEmbedding
+from .label import SelfLabel
 from .refine import DEC, IDEC, KMeansLoss
+from .training._augment import ImageAugment
+from .training._optim import make_optimizer
 
 #: Optimizer steps that ``epochs='auto'`` aims for (see the ``epochs`` docstring).
 AUTO_STEPS = 1500
@@ -37,37 +43,26 @@ AUTO_MAX_ROWS = 600_000
 #: ``architecture='auto'`` trains no network on fewer rows than this, of fewer
 #: features than ``AUTO_NETWORK_MIN_FEATURES`` (with the default second stage and
 #: pre-training settings, and no ``image_shape``): the neighbour embedding of the
-#: standardized input is then better and faster. See :func:`resolve_architecture`.
+#: standardized input is then better and faster. See :func:`resolve_architecture`
+#: and the user guide's "How 'auto' chooses".
 AUTO_NETWORK_MIN_SAMPLES = 5000
 AUTO_NETWORK_MIN_FEATURES = 256
 
 #: The ``'auto'`` neighbour embedding has ``max(n_clusters, AUTO_MIN_COMPONENTS)``
-#: dimensions (at most as many as the codes have). With only ``n_clusters``, few
-#: clusters got a cramped layout: 20,000 generated signals in 3 classes, the network's
-#: 10-D codes laid out in 3 dimensions 0.718 ACC, in 5 0.897, in 10 0.999 (seeds 0
-#: and 1 alike); without a network 0.908 in 3, 0.921 in 10. Unchanged for 10 clusters
-#: or more (MNIST, Fashion-MNIST). See ``benchmarks/results/suite.md``.
+#: dimensions (at most as many as the codes have): with only ``n_clusters``, data of
+#: few clusters got a cramped layout (``benchmarks/results/suite.md``).
 AUTO_MIN_COMPONENTS = 10
 
 #: ``input_pca='auto'`` feeds the network (or, without one, the second stage) the
 #: first ``AUTO_INPUT_COMPONENTS`` principal components of inputs of at least
-#: ``AUTO_NETWORK_MIN_FEATURES`` features. Measured (ACC, seed 0 unless said, two CPU
-#: cores; ``benchmarks/results/suite.md``): the MNIST test set with the default
-#: network 0.943 -> 0.950 (seeds 0-2) and 51 -> 42 s; without a network 0.671 -> 0.781;
-#: Fashion-MNIST: the same (0.576) in 108 s instead of 127 s. 25 components gave MNIST
-#: 0.949, 100 gave 0.944.
+#: ``AUTO_NETWORK_MIN_FEATURES`` features: as good or better, and faster, on the
+#: image sets of ``benchmarks/results/suite.md``.
 AUTO_INPUT_COMPONENTS = 50
 
-#: ``hidden_layer_sizes='auto'``: the encoder's widths. The ``d-500-500-2000-10``
-#: network of DEC and its successors from ``AUTO_WIDE_MIN_SAMPLES`` rows on (and in
-#: ``partial_fit``, whose chunks do not tell the data's size), ``d-500-500-1000-10``
-#: below: on the MNIST test set (10,000 rows) the narrower network gave the same ACC
-#: (0.955 / 0.946 / 0.950 against 0.950 / 0.955 / 0.946, seeds 0 / 1 / 2, one thread
-#: each) in two thirds of the pre-training time (a third fewer multiply-adds), and
-#: 1.000 on the 5,000 generated blobs like the wider one; on Fashion-MNIST (70,000
-#: rows) it lost 0.03-0.05 on the seeds compared. On 5,000-row halves of the MNIST
-#: test set, rows not fitted got 0.911 against 0.914 (six halves; ``large.md``).
-#: See ``benchmarks/results/suite.md``.
+#: ``MLP(hidden_layer_sizes='auto')``: the ``d-500-500-2000-10`` network of DEC and
+#: its successors from ``AUTO_WIDE_MIN_SAMPLES`` rows on (and in ``partial_fit``,
+#: whose chunks do not tell the data's size), the cheaper ``d-500-500-1000-10``
+#: below, where it clusters as well in two thirds of the time (``suite.md``).
 AUTO_HIDDEN_LAYER_SIZES = (500, 500, 2000)
 AUTO_HIDDEN_LAYER_SIZES_SMALL = (500, 500, 1000)
 AUTO_WIDE_MIN_SAMPLES = 20_000
@@ -75,10 +70,9 @@ AUTO_WIDE_MIN_SAMPLES = 20_000
 #: The parameters of the network and its training: ``architecture='auto'`` trains a
 #: network whenever one of them is set away from its default.
 NETWORK_PARAMS = (
-    "hidden_layer_sizes", "conv_channels", "latent_dim", "activation", "output_activation",
-    "dropout", "batch_norm", "loss", "optimizer", "learning_rate", "weight_decay",
-    "batch_size", "epochs", "noise", "noise_type", "augment", "flip", "validation_fraction",
-    "n_iter_no_change", "tol", "callbacks", "warm_start",
+    "latent_dim", "loss", "optimizer", "learning_rate", "weight_decay", "batch_size",
+    "epochs", "noise", "noise_type", "augment", "validation_fraction", "n_iter_no_change",
+    "tol", "callbacks", "warm_start",
 )
 
 #: The parameters each network is built from (besides ``architecture``, ``module`` and
@@ -87,12 +81,11 @@ NETWORK_PARAMS = (
 #: about (see :func:`network_shape`).
 SHAPE_PARAMS = {
     "mlp": (
-        "input_pca", "hidden_layer_sizes", "latent_dim", "activation", "output_activation",
-        "dropout", "batch_norm",
+        "input_pca", "latent_dim", *(f"architecture__{name}" for name in MLP._get_param_names()),
     ),
     "conv": (
-        "image_shape", "conv_channels", "latent_dim", "activation", "output_activation",
-        "dropout", "batch_norm",
+        "image_shape", "latent_dim",
+        *(f"architecture__{name}" for name in ConvNet._get_param_names()),
     ),
     "module": ("module", "module_kwargs", "input_pca"),
     "none": ("input_pca",),
@@ -104,6 +97,10 @@ _CHOOSERS = ("architecture", "module", "image_shape")
 #: ``streaming='auto'`` streams data whose float32 copy would exceed this size.
 STREAM_BYTES = 2**30
 
+#: ``clusterer='auto'`` with a neighbour graph: its communities where they fit the
+#: graph better than k-means' clusters, k-means otherwise (``_communities``).
+GRAPH_OR_KMEANS = "graph_or_kmeans"
+
 #: Built-in clusterers that refinement can work with (they define the centres):
 #: ``'auto'`` is k-means wherever refinement can run (an affine second stage has
 #: no neighbour graph to find communities in).
@@ -111,6 +108,18 @@ KMEANS_CLUSTERERS = ("auto", "kmeans", "minibatch_kmeans")
 
 #: The strategies that ``refine='kmeans' | 'dec' | 'idec'`` stand for.
 REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
+
+#: The objects that the shortcuts of each component stand for in ``set_params``.
+_SHORTCUT_OBJECTS = {
+    "refine": REFINE_SHORTCUTS,
+    "architecture": ARCHITECTURES,
+    "self_label": {"auto": SelfLabel, True: SelfLabel},
+    "augment": {None: ImageAugment},
+}
+_EXAMPLES = {
+    "refine": "IDEC()", "architecture": "MLP()", "self_label": "SelfLabel()",
+    "augment": "ImageAugment()",
+}
 
 #: The random streams of a fit, each spawned from one ``SeedSequence``.
 #: A new stream goes last: ``spawn`` gives the first children the same seeds whatever
@@ -178,20 +187,65 @@ def partial_fit_seeds(entropy: int, call: int) -> Seeds:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How the network is trained: the optimizer, the loss, the batches, early stopping."""
+
+    optimizer: str
+    learning_rate: float
+    weight_decay: float
+    batch_size: int
+    loss: str
+    noise: float
+    noise_type: str
+    validation_fraction: float
+    n_iter_no_change: int | None
+    tol: float
+
+    def make_optimizer(self, params, learning_rate=None, *, learning_rate_scale=1.0):
+        """The optimizer of ``params`` (``learning_rate``, default this one, times the scale)."""
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        return make_optimizer(
+            self.optimizer, params, learning_rate=rate * learning_rate_scale,
+            weight_decay=self.weight_decay,
+        )
+
+    def loop_params(self, *, epochs: int, verbose: int) -> dict:
+        """Keyword arguments of the pre-training loop."""
+        return dict(
+            epochs=epochs, batch_size=self.batch_size, loss=self.loss, noise=self.noise,
+            noise_type=self.noise_type, n_iter_no_change=self.n_iter_no_change, tol=self.tol,
+            verbose=verbose,
+        )
+
+
+@dataclass(frozen=True)
 class FitPlan:
-    """What a fit does, decided before it starts."""
+    """What a fit does, decided before it starts: the stages read this, not the parameters."""
 
     devices: tuple[torch.device, ...]
     stream: bool
+    n_clusters: int
     architecture: str  # 'none', 'mlp', 'conv' or 'module' (the user's own)
+    network: object  # the MLP or ConvNet ('auto' widths resolved), the user's module, or None
+    image_shape: object
+    latent_dim: int
     input_components: int  # principal components in front of the network; 0: none
-    hidden_layer_sizes: object  # the MLP's widths ('auto' resolved), as the user gave them
     epochs: int
-    reducer: object  # 'auto' (a NeighborEmbedding sized on the codes), an estimator, or None
-    clusterer: object  # 'auto', 'graph', 'kmeans', 'minibatch_kmeans', 'gmm' or an estimator
+    training: Training
+    augment: object  # an ImageAugment (or any object with ``make``), or None
+    callbacks: tuple  # the user's training callbacks, as given (copied for each fit)
+    standardize: bool
+    reducer: object  # the second stage's reducer (an estimator) or None
+    size_reducer_on_codes: bool  # the 'auto' neighbour embedding: at most one dim per code
+    clusterer: object  # 'graph_or_kmeans', 'graph', 'kmeans', ... or an estimator
+    n_init: object
     refine: object  # a RefinementStrategy or None
-    self_label: bool  # train the self-labelling classifier after the clustering
+    self_label: object  # a SelfLabel (its ``augment`` resolved) or None
+    self_label_request: object  # what asked for self-labelling ('name=value'), None: 'auto'
+    warm_start: bool
+    entropy: int  # of the root SeedSequence (random_state resolved)
     seeds: Seeds
+    verbose: int
 
     @property
     def device(self) -> torch.device:
@@ -199,53 +253,148 @@ class FitPlan:
 
 
 def resolve_plan(
-    est, shape: tuple[int, int], *, stream: bool, seeds: Seeds, partial: bool
+    est, shape: tuple[int, int], *, stream: bool, partial: bool, seeds: Seeds | None = None,
+    entropy: int | None = None, call: int = 0,
 ) -> FitPlan:
-    """The plan of one ``fit`` (``partial=False``) or ``partial_fit`` call on ``X`` of ``shape``."""
-    n_samples, n_features = shape
+    """The plan of one ``fit`` (``partial=False``) or ``partial_fit`` call on ``X`` of ``shape``.
+
+    Checks every combination of parameters first (:func:`~skdeepcluster._checks.check_params`).
+    The seeds are ``seeds`` when given, else those of ``fit`` or of ``partial_fit`` call
+    number ``call``, spawned from ``entropy`` (default: ``random_state``'s).
+    """
+    check_params(est, shape, stream=stream, partial=partial)
+    if entropy is None:
+        entropy = root_entropy(est.random_state)
+    if seeds is None:
+        seeds = partial_fit_seeds(entropy, call) if partial else fit_seeds(entropy)
+    n_samples = shape[0]
     devices = resolve_devices(est.device)
-    reducer = resolve_reducer(est, n_samples, partial=partial)
     architecture = resolve_architecture(est, shape, partial=partial)
+    input_components = resolve_input_pca(est, shape, architecture, partial=partial)
+    reducer_given = resolve_reducer(est, partial=partial)
     if architecture == "none":
         epochs, refine = 0, None
     else:
         epochs = 1 if partial else n_epochs(est, n_samples - n_validation(est, n_samples))
-        refine = None if partial else resolve_refine(est, reducer)
-    self_label = resolve_self_label(est, architecture, reducer, refine, partial=partial)
-    return FitPlan(
-        devices=tuple(devices),
-        stream=stream,
-        architecture=architecture,
-        input_components=resolve_input_pca(est, shape, architecture, partial=partial),
-        hidden_layer_sizes=resolve_hidden_layer_sizes(est, n_samples, partial=partial),
-        epochs=epochs,
-        reducer=reducer,
-        clusterer=resolve_clusterer(est, n_samples, reducer),
-        refine=refine,
-        self_label=self_label,
-        seeds=seeds,
+        refine = None if partial else resolve_refine(est, reducer_given)
+    n_codes = _n_codes(est, shape, architecture, input_components)
+    reducer = make_auto_reducer(est, devices[0], n_codes) if _is_auto(reducer_given) else (
+        reducer_given
     )
+    return FitPlan(
+        devices=tuple(devices), stream=stream, n_clusters=est.n_clusters,
+        architecture=architecture, network=resolve_network(est, architecture, n_samples, partial),
+        image_shape=est.image_shape, latent_dim=est.latent_dim,
+        input_components=input_components, epochs=epochs, training=resolve_training(est),
+        augment=est.augment, callbacks=tuple(est.callbacks or ()),
+        standardize=est.standardize, reducer=reducer,
+        size_reducer_on_codes=_is_auto(reducer_given) and n_codes is None,
+        clusterer=resolve_clusterer(est, n_samples, reducer_given),
+        n_init=est.n_init, refine=refine,
+        self_label=resolve_self_label(est, architecture, reducer_given, refine, partial=partial),
+        self_label_request=self_label_request(est), warm_start=est.warm_start,
+        entropy=entropy, seeds=seeds, verbose=est.verbose,
+    )
+
+
+def resolve_training(est) -> Training:
+    """The training settings of the plan, as given."""
+    return Training(
+        optimizer=est.optimizer, learning_rate=est.learning_rate,
+        weight_decay=est.weight_decay, batch_size=est.batch_size, loss=est.loss,
+        noise=est.noise, noise_type=est.noise_type,
+        validation_fraction=est.validation_fraction, n_iter_no_change=est.n_iter_no_change,
+        tol=est.tol,
+    )
+
+
+def _n_codes(est, shape, architecture: str, input_components: int):
+    """The number of codes the network gives (None for the user's module: known once built)."""
+    if architecture in ("mlp", "conv"):
+        return est.latent_dim
+    if architecture == "none":
+        return input_components or shape[1]
+    return None
+
+
+def make_auto_reducer(est, device, n_codes):
+    """``reducer='auto'``: the neighbour embedding of ``max(n_clusters, 10)`` dimensions
+    (at most ``n_codes``, when known)."""
+    n_components = max(est.n_clusters, AUTO_MIN_COMPONENTS)
+    return NeighborEmbedding(
+        n_components=n_components if n_codes is None else min(n_components, n_codes),
+        device="auto" if _is_auto(est.device) else str(device),
+        verbose=est.verbose,
+    )
+
+
+def make_reducer(plan: FitPlan, n_codes: int):
+    """The unfitted reducer of the second stage for ``n_codes`` codes (a fresh copy)."""
+    reducer = plan.reducer
+    if reducer is None:
+        return None
+    if plan.size_reducer_on_codes and reducer.n_components > n_codes:
+        return clone(reducer).set_params(n_components=n_codes)
+    return reducer
+
+
+def resolve_network(est, architecture: str, n_samples: int, partial: bool):
+    """The network the plan builds: an :class:`~skdeepcluster.MLP` or
+    :class:`~skdeepcluster.ConvNet` with ``hidden_layer_sizes='auto'`` resolved, the
+    user's module (class or instance), or None."""
+    if architecture == "module":
+        return UserModule(est.module, est.module_kwargs)
+    if architecture == "none":
+        return None
+    given = est.architecture
+    # A shallow copy: the user's object stays as given, its values are the plan's.
+    spec = type(given)(**given.get_params()) if isinstance(given, NetworkSpec) else (
+        ARCHITECTURES[architecture]()
+    )
+    if isinstance(spec, MLP) and _is_auto(spec.hidden_layer_sizes):
+        wide = partial or n_samples >= AUTO_WIDE_MIN_SAMPLES
+        spec.set_params(
+            hidden_layer_sizes=AUTO_HIDDEN_LAYER_SIZES if wide else AUTO_HIDDEN_LAYER_SIZES_SMALL
+        )
+    return spec
 
 
 def network_shape(est, plan: FitPlan) -> dict:
     """What the plan's network is built from: ``{name: (value given, value resolved)}``.
 
     The parameters that choose the network and those of ``SHAPE_PARAMS`` for
-    its architecture. ``architecture``, ``hidden_layer_sizes`` and ``input_pca``
-    are resolved as the plan resolved them (``'auto'`` differs between ``fit``
-    and ``partial_fit``); the others are their own resolution. Sequences are
-    stored as tuples, so that ``[32, 16]`` and ``(32, 16)`` compare equal.
+    its architecture (``architecture__<name>``: the network object's). The
+    architecture (its kind for an object), ``hidden_layer_sizes`` and
+    ``input_pca`` are resolved as the plan resolved them (``'auto'`` differs
+    between ``fit`` and ``partial_fit``); the others are their own
+    resolution. Sequences are stored as tuples, so that ``[32, 16]`` and
+    ``(32, 16)`` compare equal.
     """
-    resolved = {
-        "architecture": plan.architecture,
-        "hidden_layer_sizes": plan.hidden_layer_sizes,
-        "input_pca": plan.input_components or None,
-    }
+    resolved = {"architecture": plan.architecture, "input_pca": plan.input_components or None}
+    if isinstance(plan.network, NetworkSpec):
+        resolved.update(
+            {f"architecture__{k}": v for k, v in plan.network.get_params().items()}
+        )
     names = dict.fromkeys((*_CHOOSERS, *SHAPE_PARAMS[plan.architecture]))
     return {
-        name: (_frozen(getattr(est, name)), _frozen(resolved.get(name, getattr(est, name))))
+        name: (_frozen(_given(est, name)), _frozen(resolved.get(name, _given(est, name))))
         for name in names
     }
+
+
+def _given(est, name: str):
+    """The value ``name`` has on ``est``: ``architecture__<p>`` is the network object's (or
+    its default for a string architecture); an architecture object is its kind."""
+    architecture = est.architecture
+    if name == "architecture":
+        return architecture.kind if isinstance(architecture, NetworkSpec) else architecture
+    if name.startswith("architecture__"):
+        param = name[len("architecture__"):]
+        spec = architecture if isinstance(architecture, NetworkSpec) else None
+        if spec is None:
+            spec = ARCHITECTURES.get(architecture, MLP)()
+        return spec.get_params().get(param)
+    return getattr(est, name)
 
 
 def changed_network_params(built: dict, now: dict) -> list[str]:
@@ -320,20 +469,17 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     small data -- fewer than ``AUTO_NETWORK_MIN_SAMPLES`` rows of fewer than
     ``AUTO_NETWORK_MIN_FEATURES`` features -- when everything that would
     shape the network or its training is left at its default (``reducer``,
-    ``refine``, ``self_label=True``, ``self_label_rounds`` and every parameter of
-    ``NETWORK_PARAMS``: ``epochs``,
-    ``hidden_layer_sizes``, ``noise``, ``warm_start``, ...) and in ``fit``
+    ``refine``, ``self_label`` other than ``'auto'`` or False, and every parameter of
+    ``NETWORK_PARAMS``: ``epochs``, ``noise``, ``warm_start``, ...) and in ``fit``
     (``partial_fit`` trains a network chunk by chunk), and ``'mlp'``
-    otherwise. The measurements behind it (ACC, seeds 0 and 1, two CPU
-    cores; ``benchmarks/results/suite.md``): digits (1,797 x 64), no network
-    0.936 on every seed in about 3 s, the 500-500-2000 network 0.86 in 70-95
-    s; 3,000 generated signals of 128 samples, no network 0.835 / 0.834, the
-    network 0.873 / 0.674; but MNIST images (784 features) need the network
-    even when few: 2,000 rows 0.59 without, 0.64 / 0.69 with it; 5,000 rows
-    0.61 without, 0.88 / 0.90 with it.
+    otherwise. The measurements behind it are in ``benchmarks/results/suite.md``
+    (small tabular data and signals cluster better without a network; images
+    of 784 features need it even when few).
     """
     if est.module is not None:
         return "module"
+    if isinstance(est.architecture, NetworkSpec):
+        return est.architecture.kind
     if est.architecture != "auto":
         return est.architecture
     if est.image_shape is not None:
@@ -341,9 +487,7 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     defaults = (
         _is_auto(est.reducer)
         and (est.refine is None or _is_auto(est.refine))
-        and est.self_label is not True
-        and not est.self_label_rounds
-        and not est.self_label_consistency
+        and (est.self_label is False or _is_auto(est.self_label))
         and not _network_params_set(est)
     )
     n_samples, n_features = shape
@@ -351,23 +495,6 @@ def resolve_architecture(est, shape: tuple[int, int], *, partial: bool) -> str:
     if defaults and not partial and small:
         return "none"
     return "mlp"
-
-
-def resolve_hidden_layer_sizes(est, n_samples: int, *, partial: bool):
-    """The fully connected encoder's widths: ``hidden_layer_sizes``, with ``'auto'`` resolved.
-
-    ``'auto'`` is ``AUTO_HIDDEN_LAYER_SIZES`` (500, 500, 2000) from
-    ``AUTO_WIDE_MIN_SAMPLES`` rows on and in ``partial_fit``, and
-    ``AUTO_HIDDEN_LAYER_SIZES_SMALL`` (500, 500, 1000) below (see the
-    measurements next to the constants). Other values are returned as given
-    and checked when the network is built.
-    """
-    value = est.hidden_layer_sizes
-    if not _is_auto(value):
-        return value
-    if partial or n_samples >= AUTO_WIDE_MIN_SAMPLES:
-        return AUTO_HIDDEN_LAYER_SIZES
-    return AUTO_HIDDEN_LAYER_SIZES_SMALL
 
 
 def resolve_input_pca(est, shape: tuple[int, int], architecture: str, *, partial: bool) -> int:
@@ -378,34 +505,24 @@ def resolve_input_pca(est, shape: tuple[int, int], architecture: str, *, partial
     ``AUTO_NETWORK_MIN_FEATURES`` features with a linear decoder output, in
     ``fit``; none otherwise (a convolutional network needs the pixels, a
     ``partial_fit`` chunk may not represent the data). An integer is checked
-    against the network and the shape of ``X``.
+    against the network and the shape of ``X`` by the parameter checks.
     """
     value = est.input_pca
     n_samples, n_features = shape
     if value is None:
         return 0
     if _is_auto(value):
-        eligible = architecture in ("mlp", "none") and est.output_activation is None
+        eligible = architecture in ("mlp", "none") and output_activation(est) is None
         if partial or not eligible or n_features < AUTO_NETWORK_MIN_FEATURES:
             return 0
         return min(AUTO_INPUT_COMPONENTS, n_samples, n_features)
-    if architecture not in ("mlp", "none"):
-        raise ValueError(
-            f"input_pca={value} projects the input for a fully connected network or none; "
-            f"it cannot be combined with the {architecture!r} network. Use input_pca=None."
-        )
-    if est.output_activation is not None:
-        raise ValueError(
-            f"input_pca={value} decodes through the principal components, which an "
-            f"output_activation={est.output_activation!r} cannot bound; use "
-            "output_activation=None or input_pca=None."
-        )
-    if value > min(n_samples, n_features):
-        raise ValueError(
-            f"input_pca={value} must be at most min(n_samples, n_features)="
-            f"{min(n_samples, n_features)}."
-        )
     return int(value)
+
+
+def output_activation(est):
+    """The output activation of the network object ``architecture`` (None for a string)."""
+    architecture = est.architecture
+    return architecture.output_activation if isinstance(architecture, NetworkSpec) else None
 
 
 def resolve_devices(device) -> list[torch.device]:
@@ -456,18 +573,12 @@ def resolve_clusterer(est, n_samples: int, reducer):
     to it at a fraction of the time on large data. ``'auto'`` stays
     ``'auto'`` (k-means, or the neighbour graph's communities where they fit
     the graph better, see :mod:`skdeepcluster._communities`) when the second
-    stage is a neighbour embedding, and is k-means otherwise.
+    stage is a neighbour embedding (``'graph_or_kmeans'``), and is k-means
+    otherwise. ``clusterer='graph'`` without a graph is refused by the checks.
     """
     clusterer = est.clusterer
-    if isinstance(clusterer, str) and clusterer == "graph" and not _has_graph(reducer):
-        raise ValueError(
-            "clusterer='graph' finds communities in the neighbour graph of "
-            "reducer='auto' or a NeighborEmbedding; there is none here (reducer="
-            f"{'None in partial_fit' if _is_auto(est.reducer) else repr(est.reducer)}). "
-            "Use clusterer='auto' or 'kmeans'."
-        )
-    if _is_auto(clusterer) and not _has_graph(reducer):
-        clusterer = "kmeans"
+    if _is_auto(clusterer):
+        clusterer = GRAPH_OR_KMEANS if _has_graph(reducer) else "kmeans"
     if isinstance(clusterer, str) and clusterer == "kmeans":
         return kmeans_kind(n_samples)
     return clusterer
@@ -487,8 +598,8 @@ def _is_auto(value) -> bool:
     return isinstance(value, str) and value == "auto"
 
 
-def resolve_reducer(est, n_samples: int, *, partial: bool):
-    """The second stage after the scaler: 'auto' stays 'auto' (sized on the codes later).
+def resolve_reducer(est, *, partial: bool):
+    """The second stage after the scaler ('auto': sized on the codes by :func:`resolve_plan`).
 
     ``reducer='auto'`` is the neighbour embedding at every size (its k-NN
     search scales, see :func:`~skdeepcluster.embedding._neighbors.choose_method`),
@@ -520,47 +631,61 @@ def resolve_refine(est, reducer):
     return REFINE_SHORTCUTS[refine]() if isinstance(refine, str) else clone(refine)
 
 
-def refine_strategy(refine, params: dict):
-    """The strategy that the shortcut ``refine`` stands for, with ``params`` set on it.
+def expand_shortcuts(est, params: dict) -> dict:
+    """``params`` of ``set_params``, with each component given as a shortcut and set by
+    ``<component>__<name>`` replaced by the object it stands for, the names set on it.
 
-    For ``set_params(refine__<name>=...)`` on ``refine='kmeans' | 'dec' | 'idec'``;
-    ``'auto'`` and None stand for no one strategy, and are refused with a
-    ``ValueError`` saying to pass a strategy object.
+    ``refine='kmeans' | 'dec' | 'idec'``, ``architecture='mlp' | 'conv'``,
+    ``self_label='auto' | True`` (``SelfLabel()``) and ``augment=None``
+    (``ImageAugment()``); other shortcuts stand for no one object and are
+    refused with a ``ValueError`` saying to pass an object.
     """
-    if isinstance(refine, str) and refine in REFINE_SHORTCUTS:
-        return REFINE_SHORTCUTS[refine]().set_params(**params)
-    names = ", ".join(f"refine__{name}" for name in params)
-    raise ValueError(
-        f"{names} sets a parameter of the refinement strategy, but refine={refine!r} is no "
-        "strategy to set it on: pass a strategy object, e.g. refine=IDEC() (or one of the "
-        f"shortcuts {sorted(REFINE_SHORTCUTS)}), then set its parameters."
-    )
+    params = dict(params)
+    for component, shortcuts in _SHORTCUT_OBJECTS.items():
+        prefix = f"{component}__"
+        nested = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        current = params.get(component, getattr(est, component))
+        if not nested or hasattr(current, "set_params"):
+            continue
+        key = current if isinstance(current, (str, bool)) or current is None else None
+        if key not in shortcuts:
+            names = ", ".join(prefix + name for name in nested)
+            raise ValueError(
+                f"{names} sets a parameter of {component}, but {component}={current!r} is no "
+                f"object to set it on: pass one (e.g. {component}={_EXAMPLES[component]}, or "
+                f"one of the shortcuts {sorted(map(repr, shortcuts))}), then set its parameters."
+            )
+        params = {k: v for k, v in params.items() if not k.startswith(prefix)}
+        params[component] = shortcuts[key]().set_params(**nested)
+    return params
 
 
-def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool) -> bool:
-    """Whether ``fit`` trains the self-labelling classifier (see :mod:`skdeepcluster._self_label`).
+def resolve_self_label(est, architecture: str, reducer, refine, *, partial: bool):
+    """The self-labelling strategy of the fit (a fresh :class:`~skdeepcluster.SelfLabel`), or None.
 
-    ``'auto'``: with a trained network, the neighbour embedding as the second
-    stage (where it was measured: it labels new data better than their place in
-    the layout) and no refinement. Never in ``partial_fit``. ``True``,
-    ``self_label_rounds > 0`` and ``self_label_consistency > 0`` self-label
-    whatever the second stage; without a network they are refused by the
-    estimator's parameter checks.
+    ``'auto'``: ``SelfLabel()`` with a trained network, the neighbour embedding
+    as the second stage (where it labels new data better than their place in
+    the layout) and no refinement. Never in ``partial_fit``. ``True`` (the
+    default ``SelfLabel()``) and a ``SelfLabel`` self-label whatever the second
+    stage; without a network the checks refuse them. The strategy's
+    ``augment='auto'`` is resolved to the estimator's ``augment``.
     """
-    if partial or architecture == "none" or est.self_label is False:
-        return False
-    if est.self_label is True or est.self_label_rounds or est.self_label_consistency:
-        return True
-    neighbor_embedding = _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
-    return neighbor_embedding and refine is None
+    given = est.self_label
+    if partial or architecture == "none" or given is False:
+        return None
+    if _is_auto(given):
+        neighbor_embedding = _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
+        if not (neighbor_embedding and refine is None):
+            return None
+    strategy = clone(given) if isinstance(given, SelfLabel) else SelfLabel()
+    if _is_auto(strategy.augment):
+        strategy.set_params(augment=est.augment)
+    return strategy
 
 
-def make_reducer(plan: FitPlan, est, n_codes: int):
-    """The unfitted reducer of the plan, sizing the 'auto' neighbour embedding on the codes."""
-    if not _is_auto(plan.reducer):
-        return plan.reducer
-    return NeighborEmbedding(
-        n_components=min(max(est.n_clusters, AUTO_MIN_COMPONENTS), n_codes),
-        device="auto" if _is_auto(est.device) else str(plan.device),
-        verbose=est.verbose,
-    )
+def self_label_request(est):
+    """What asked for self-labelling (``'self_label=...'``), or None for ``'auto'`` and False."""
+    given = est.self_label
+    if given is False or _is_auto(given):
+        return None
+    return f"self_label={given!r}"

@@ -402,10 +402,10 @@ def plot_reconstructions(
     --------
     %(example_setup)s
     >>> from sklearn.datasets import load_digits
-    >>> from skdeepcluster import AutoencoderKMeans
+    >>> from skdeepcluster import MLP, AutoencoderKMeans
     >>> from skdeepcluster.plotting import plot_reconstructions
     >>> X = load_digits().data[:100] / 16.0
-    >>> model = AutoencoderKMeans(n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2,
+    >>> model = AutoencoderKMeans(n_clusters=3, architecture=MLP((16,)), latent_dim=2,
     ...                           epochs=2, n_init=1, random_state=0).fit(X)
     >>> fig = plot_reconstructions(model, X, image_shape=(1, 8, 8), n=4)
     >>> len(fig.axes)

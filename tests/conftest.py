@@ -5,6 +5,8 @@ import pytest
 import torch
 from sklearn.datasets import load_digits, make_blobs
 
+from skdeepcluster import MLP
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Parallel test workers already use every core: one torch thread each keeps
     # them from oversubscribing the CPU (tests check behaviour, not speed).
@@ -50,7 +52,7 @@ def blobs4():
 def label_head_and_blobs():
     """A self-labelling classifier of 300 rows in 3 blobs: ``(head, X, y)`` (CPU, float32)."""
     from skdeepcluster import AutoencoderKMeans
-    from skdeepcluster._self_label import train_label_head
+    from skdeepcluster.label._head import train_label_head
     from skdeepcluster.training import make_optimizer
 
     X, y = make_blobs(n_samples=300, centers=3, n_features=5, random_state=0)
@@ -73,7 +75,7 @@ def digits():
 #: Parameters that keep a fit in tests to a fraction of a second. Refinement
 #: settings live on the strategy objects: where a test refines, it passes e.g.
 #: ``refine=IDEC(epochs=3)`` (an explicit strategy; ``refine='auto'`` is ``IDEC()``).
-FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
+FAST = dict(architecture=MLP((32, 16)), latent_dim=3, epochs=5, batch_size=64)
 
 #: ``FAST`` with 8-D codes trained three times longer, for the tests that need the
 #: self-labelling classifier kept: on 3-D codes, or after 5 epochs, its short training

@@ -27,6 +27,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from skdeepcluster import MLP
+
 # ------------------------------------------------------------------ modes
 MODE = os.environ.get("SKDEEPCLUSTER_FUZZ", "ci").strip().lower() or "ci"
 if MODE not in ("ci", "long"):
@@ -432,12 +434,14 @@ def autoencoder_kmeans_params(draw, n_samples: int, *, partial: bool = False,
         batch_size = max(batch_size, 2)  # batch_size=1 with batch norm: a clear ValueError
     return dict(
         n_clusters=n_clusters,
-        hidden_layer_sizes=draw(st.sampled_from([(8,), (8,), (), (8, 4)])),
+        architecture=MLP(
+            hidden_layer_sizes=draw(st.sampled_from([(8,), (8,), (), (8, 4)])),
+            activation=draw(st.sampled_from(["relu", "tanh", "elu", "leaky_relu", "gelu"])),
+            output_activation=draw(st.sampled_from([None, None, "sigmoid", "tanh"])),
+            dropout=draw(st.sampled_from([0.0, 0.0, 0.2])),
+            batch_norm=batch_norm,
+        ),
         latent_dim=draw(st.integers(1, 3)),
-        activation=draw(st.sampled_from(["relu", "tanh", "elu", "leaky_relu", "gelu"])),
-        output_activation=draw(st.sampled_from([None, None, "sigmoid", "tanh"])),
-        dropout=draw(st.sampled_from([0.0, 0.0, 0.2])),
-        batch_norm=batch_norm,
         loss=draw(st.sampled_from(["mse", "l1", "huber"])),
         optimizer=draw(st.sampled_from(["adam", "adamw", "sgd"])),
         batch_size=batch_size,

@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
+from skdeepcluster import MLP
 from skdeepcluster._networks import MLPAutoencoder
 from skdeepcluster.metrics import cluster_accuracy_scorer
 from skdeepcluster.refine import KMeansLoss
@@ -690,7 +691,7 @@ def test_estimator_user_callback_stops_training(blobs_small):
     X, _ = blobs_small
     model = AutoencoderKMeans(
         n_clusters=3,
-        hidden_layer_sizes=(16,),
+        architecture=MLP((16,)),
         latent_dim=2,
         epochs=50,
         reducer=None,
@@ -712,7 +713,7 @@ def test_estimator_callbacks_in_every_loop(blobs_small):
     callbacks = [StageLog(), StopAfter(1, stage="pretrain")]
     model = AutoencoderKMeans(
         n_clusters=3,
-        hidden_layer_sizes=(16,),
+        architecture=MLP((16,)),
         latent_dim=2,
         epochs=20,
         reducer=None,
@@ -733,7 +734,7 @@ def test_grid_search_over_a_refinement_strategy_parameter(blobs_small):
     X, y = blobs_small
     model = AutoencoderKMeans(
         n_clusters=3,
-        hidden_layer_sizes=(16,),
+        architecture=MLP((16,)),
         latent_dim=2,
         epochs=3,
         reducer=None,

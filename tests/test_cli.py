@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from skdeepcluster import _cli
-from skdeepcluster._cli import main
+from skdeepcluster.cli import _main as _cli_main
+from skdeepcluster.cli import main
 
 from ._trained import check_trained
 
@@ -67,7 +67,7 @@ def test_cluster_digits_end_to_end(tmp_path, capsys):
     assert summary["n_samples"] == 1797 and summary["n_features"] == 64
     assert summary["n_clusters"] == 10
     assert summary["parameters"]["epochs"] == 2
-    assert summary["parameters"]["hidden_layer_sizes"] == [32, 16]
+    assert summary["parameters"]["architecture__hidden_layer_sizes"] == [32, 16]
     assert summary["parameters"]["random_state"] == 0
     assert summary["fit_seconds"] > 0
     assert set(summary["metrics"]) == {"accuracy", "nmi", "ari"}
@@ -212,7 +212,8 @@ def test_image_shape_passed_to_estimator(tmp_path):
     )
     assert code == 0
     params = json.loads((out / "summary.json").read_text())["parameters"]
-    assert params["image_shape"] == [1, 8, 8] and params["architecture"] == "mlp"
+    assert params["image_shape"] == [1, 8, 8]
+    assert params["architecture"] == "MLP(hidden_layer_sizes=(32, 16))"  # --architecture mlp
 
 
 # ------------------------------------------------------------------- errors
@@ -324,7 +325,7 @@ def test_no_arguments_runs_demo_with_defaults(monkeypatch):
         seen.update(vars(args))
         return 0
 
-    monkeypatch.setattr(_cli, "_demo", fake_demo)
+    monkeypatch.setattr(_cli_main, "_demo", fake_demo)
     assert main([]) == 0
     assert seen["command"] == "demo"
     assert seen["epochs"] is None and seen["hidden_layer_sizes"] is None

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from skdeepcluster._cli import CLIError, _load_csv
+from skdeepcluster.cli._common import CLIError
+from skdeepcluster.cli._readers import _load_csv
 
 
 def load(tmp_path, text, label_column=None, *, raw=None):

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 
-from skdeepcluster._cli import main
+from skdeepcluster.cli import main
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="SIGKILL and fork: Linux only"

@@ -15,8 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from skdeepcluster import _cli
-from skdeepcluster._cli import main
+from skdeepcluster.cli import _commands, _output, main
 
 #: Options that keep a CLI fit well under a second (PCA instead of the
 #: neighbour embedding as the second stage).
@@ -68,7 +67,7 @@ def no_work(monkeypatch):
     def load_data(*args, **kwargs):
         raise AssertionError("the data was read although the output location is refused")
 
-    monkeypatch.setattr(_cli, "load_data", load_data)
+    monkeypatch.setattr(_commands, "load_data", load_data)
 
 
 @pytest.fixture
@@ -140,7 +139,7 @@ def test_overwrite_leaves_only_the_new_run(data, tmp_path, capsys):
 def test_overwrite_without_atomic_exchange(data, previous_run, monkeypatch):
     """Where renameat2 is missing, the old folder is renamed aside, then removed."""
     out, _ = previous_run
-    monkeypatch.setattr(_cli, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(_output, "_exchange", lambda a, b: False)
     assert cluster(data, out, "--no-plots", "--overwrite") == 0
     assert json.loads((out / "summary.json").read_text())["n_samples"] == 60
     assert leftovers(out) == []
@@ -152,7 +151,7 @@ def test_failed_swap_puts_the_previous_results_back(tmp_path, monkeypatch):
     (target / "summary.json").write_text("old")
     new.mkdir()
     (new / "summary.json").write_text("new")
-    monkeypatch.setattr(_cli, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(_output, "_exchange", lambda a, b: False)
     rename = os.rename
 
     def failing_rename(src, dst):
@@ -160,9 +159,9 @@ def test_failed_swap_puts_the_previous_results_back(tmp_path, monkeypatch):
             raise OSError(errno.EIO, "Input/output error", str(src))
         rename(src, dst)
 
-    monkeypatch.setattr(_cli.os, "rename", failing_rename)
+    monkeypatch.setattr(_output.os, "rename", failing_rename)
     with pytest.raises(OSError):
-        _cli._swap_into_place(new, target, overwrite=True)
+        _output._swap_into_place(new, target, overwrite=True)
     assert (target / "summary.json").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "out.tmp-1-ab"]
 
@@ -173,7 +172,7 @@ def test_atomic_exchange_swaps_two_folders(tmp_path):
     b.mkdir()
     (a / "f").write_text("a")
     (b / "f").write_text("b")
-    if not _cli._exchange(a, b):
+    if not _output._exchange(a, b):
         pytest.skip("no renameat2(RENAME_EXCHANGE) here")
     assert (a / "f").read_text() == "b" and (b / "f").read_text() == "a"
 
@@ -225,7 +224,7 @@ def test_unwritable_location_is_refused_before_reading(
             return False
         return access(path, mode, **kwargs)
 
-    monkeypatch.setattr(_cli.os, "access", no_write_access)
+    monkeypatch.setattr(_output.os, "access", no_write_access)
     one_error_line(cluster(data, out), capsys, str(denied), "not writable")
     assert names(out) == set()
 
@@ -234,7 +233,7 @@ def test_unwritable_parent_of_a_new_folder_is_refused(data, tmp_path, capsys, mo
     out = tmp_path / "new" / "out"
     access = os.access
     monkeypatch.setattr(
-        _cli.os,
+        _output.os,
         "access",
         lambda path, mode, **kw: os.fspath(path) != str(tmp_path) and access(path, mode, **kw),
     )
@@ -287,9 +286,9 @@ def test_write_error_keeps_the_previous_results(
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     if failing == "embedding":
-        monkeypatch.setattr(_cli.np, "save", lambda path, array: disk_full(path))
+        monkeypatch.setattr(_commands.np, "save", lambda path, array: disk_full(path))
     else:
-        monkeypatch.setattr(_cli, "_save_json", lambda obj, path: disk_full(path))
+        monkeypatch.setattr(_commands, "_save_json", lambda obj, path: disk_full(path))
     code = cluster(data, out, "--no-plots", "--overwrite")
     one_error_line(code, capsys, "cannot write the results to", str(out), "No space left")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -302,7 +301,7 @@ def test_interrupt_while_writing_keeps_the_previous_results(data, previous_run, 
     def interrupted(obj, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli, "_save_json", interrupted)
+    monkeypatch.setattr(_commands, "_save_json", interrupted)
     assert cluster(data, out, "--no-plots", "--overwrite") == 130
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert leftovers(out) == []
@@ -312,7 +311,7 @@ def test_os_error_anywhere_is_one_line(data, tmp_path, capsys, monkeypatch):
     def unreadable(spec, args):
         raise PermissionError(errno.EACCES, "Permission denied", spec)
 
-    monkeypatch.setattr(_cli, "load_data", unreadable)
+    monkeypatch.setattr(_commands, "load_data", unreadable)
     code = cluster(data, tmp_path / "out")
     one_error_line(code, capsys, "Permission denied", str(data))
 
@@ -341,11 +340,13 @@ def test_summary_records_the_command_and_parameters(data, tmp_path):
     assert summary["command"] == ["skdeepcluster", *argv]
     params = summary["parameters"]
     assert params["n_clusters"] == 3 and params["epochs"] == 1 and params["latent_dim"] == 2
-    assert params["hidden_layer_sizes"] == [16] and params["random_state"] == 0
+    assert params["architecture__hidden_layer_sizes"] == [16] and params["random_state"] == 0
     assert params["reducer"] == "PCA(n_components=2, random_state=0)"
     from skdeepcluster import AutoencoderKMeans
 
-    assert set(params) == set(AutoencoderKMeans().get_params(deep=False))
+    # every parameter, and those of its objects (reducer__n_components, ...)
+    assert set(AutoencoderKMeans().get_params(deep=False)) <= set(params)
+    assert params["reducer__n_components"] == 2
     json.dumps(summary, allow_nan=False)  # plain JSON
 
 

@@ -1,4 +1,4 @@
-"""Neighbour consistency (``self_label_consistency``): the classifier trained on the graph."""
+"""Neighbour consistency (``SelfLabel(consistency=...)``): the classifier trained on the graph."""
 
 import numpy as np
 import pytest
@@ -7,13 +7,9 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import kneighbors_graph
 
-from skdeepcluster import AutoencoderKMeans, _plan
-from skdeepcluster._consistency import (
-    ENTROPY_WEIGHT,
-    ConsistencyObjective,
-    train_consistency,
-)
-from skdeepcluster._self_label import LabelHead, predict_labels
+from skdeepcluster import AutoencoderKMeans, ImageAugment, SelfLabel, _plan
+from skdeepcluster.label._consistency import ConsistencyObjective, train_consistency
+from skdeepcluster.label._head import LabelHead, predict_labels
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.training import make_optimizer
 from skdeepcluster.training._pretrain import RandomAffine
@@ -22,6 +18,9 @@ from ._trained import check_trained
 from .conftest import LABEL_FAST
 
 CPU = torch.device("cpu")
+
+#: The entropy term's default weight (``ConsistencyObjective``'s is ``SelfLabel``'s).
+ENTROPY_WEIGHT = SelfLabel().entropy_weight
 
 
 def adam(params):
@@ -168,8 +167,8 @@ def test_random_affine_flip_mirrors_about_half_of_the_images():
 @pytest.mark.parametrize(
     "params, loss",
     [
-        ({"self_label_consistency": 30}, "consistency_loss"),
-        ({"self_label_rounds": 2}, "self_train_loss"),
+        ({"self_label": SelfLabel(consistency=30)}, "consistency_loss"),
+        ({"self_label": SelfLabel(rounds=2)}, "self_train_loss"),
     ],
 )
 def test_further_training_of_the_estimators_classifier(blobs4, params, loss, train_seed):
@@ -195,9 +194,9 @@ def test_further_training_of_the_estimators_classifier(blobs4, params, loss, tra
 def test_consistency_then_rounds_with_flipped_images(blobs4, train_seed):
     X, y = blobs4  # rows as 3 x 4 "images", for the mechanics
     model = AutoencoderKMeans(
-        n_clusters=4, architecture="mlp", image_shape=(1, 3, 4), self_label_augment=0.1,
-        flip=True, self_label_consistency=20, self_label_rounds=1, random_state=train_seed,
-        **LABEL_FAST,
+        n_clusters=4, image_shape=(1, 3, 4),
+        self_label=SelfLabel(consistency=20, rounds=1, augment=ImageAugment(0.1, flip=True)),
+        random_state=train_seed, **LABEL_FAST,
     ).fit(X)
     assert model.history_["consistency_loss"] and model.history_["self_train_loss"]
     np.testing.assert_array_equal(model.predict(X), model.labels_)
@@ -209,18 +208,18 @@ def test_consistency_then_rounds_with_flipped_images(blobs4, train_seed):
 @pytest.mark.parametrize(
     "training, params",
     [
-        ("train_consistency", {"self_label_consistency": 10}),
-        ("self_train", {"self_label_rounds": 1}),
+        ("train_consistency", {"self_label": SelfLabel(consistency=10)}),
+        ("self_train", {"self_label": SelfLabel(rounds=1)}),
     ],
 )
 def test_failed_further_training_keeps_the_first_classifier(
     blobs4, monkeypatch, failure, training, params
 ):
-    from skdeepcluster import _estimator
+    from skdeepcluster.label import _strategy
 
     X, _ = blobs4
     first = AutoencoderKMeans(n_clusters=4, random_state=0, **LABEL_FAST).fit(X)
-    real = getattr(_estimator, training)
+    real = getattr(_strategy, training)
 
     def broken(head, X, **kwargs):
         trained, history = real(head, X, **kwargs)
@@ -230,7 +229,7 @@ def test_failed_further_training_keeps_the_first_classifier(
             trained.linear.bias.copy_(torch.tensor([1e6, 0.0, 0.0, 0.0]))
         return trained, history
 
-    monkeypatch.setattr(_estimator, training, broken)
+    monkeypatch.setattr(_strategy, training, broken)
     with pytest.warns(UserWarning, match="was not kept"):  # it was asked for
         model = AutoencoderKMeans(n_clusters=4, random_state=0, **params, **LABEL_FAST).fit(X)
     np.testing.assert_array_equal(model.labels_, first.labels_)
@@ -240,25 +239,26 @@ def test_failed_further_training_keeps_the_first_classifier(
 
 def test_consistency_and_flip_refusals(blobs4):
     X = blobs4[0]
-    with pytest.raises(ValueError, match="self_label_consistency=5 trains .* self_label=False"):
-        AutoencoderKMeans(n_clusters=4, self_label=False, self_label_consistency=5).fit(X)
-    with pytest.raises(ValueError, match="self_label_consistency=5 needs a network"):
-        AutoencoderKMeans(n_clusters=4, architecture="none", self_label_consistency=5).fit(X)
+    consistency = SelfLabel(consistency=5)
+    with pytest.raises(ValueError, match="self_label__consistency .* self_label=False is no"):
+        AutoencoderKMeans(n_clusters=4, self_label=False).set_params(self_label__consistency=5)
+    with pytest.raises(ValueError, match=r"SelfLabel\(consistency=5\) needs a network"):
+        AutoencoderKMeans(n_clusters=4, architecture="none", self_label=consistency).fit(X)
     with pytest.raises(ValueError, match="neighbour embedding's graph, but reducer is PCA"):
-        AutoencoderKMeans(n_clusters=4, reducer=PCA(3), self_label_consistency=5).fit(X)
-    with pytest.raises(ValueError, match="self_label_consistency"):
-        AutoencoderKMeans(n_clusters=4, self_label_consistency=-1).fit(X)
-    with pytest.raises(ValueError, match="flip=True mirrors .* no augmentation"):
-        AutoencoderKMeans(n_clusters=4, image_shape=(1, 3, 4), flip=True).fit(X)
+        AutoencoderKMeans(n_clusters=4, reducer=PCA(3), self_label=consistency).fit(X)
+    with pytest.raises(ValueError, match="'consistency' parameter of SelfLabel"):
+        AutoencoderKMeans(n_clusters=4, self_label=SelfLabel(consistency=-1)).fit(X)
     with pytest.raises(ValueError, match="'flip' parameter"):
-        AutoencoderKMeans(n_clusters=4, flip="yes").fit(X)
+        AutoencoderKMeans(
+            n_clusters=4, image_shape=(1, 3, 4), augment=ImageAugment(flip="yes")
+        ).fit(X)
 
 
 def test_consistency_makes_auto_self_label_and_train_a_network():
-    est = AutoencoderKMeans(n_clusters=3, architecture="mlp", self_label_consistency=5)
+    est = AutoencoderKMeans(n_clusters=3, architecture="mlp", self_label=SelfLabel(consistency=5))
     plan = _plan.resolve_plan(
         est, (1000, 20), stream=False, seeds=_plan.fit_seeds(0), partial=False
     )
-    assert plan.self_label is True
-    est = AutoencoderKMeans(n_clusters=3, self_label_consistency=5)
+    assert isinstance(plan.self_label, SelfLabel) and plan.self_label.consistency == 5
+    est = AutoencoderKMeans(n_clusters=3, self_label=SelfLabel(consistency=5))
     assert _plan.resolve_architecture(est, (500, 10), partial=False) == "mlp"

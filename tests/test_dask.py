@@ -8,11 +8,11 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import MLP, AutoencoderKMeans
 
 distributed = pytest.importorskip("distributed")
 
-FAST = dict(hidden_layer_sizes=(32, 16), latent_dim=3, epochs=5, batch_size=64)
+FAST = dict(architecture=MLP((32, 16)), latent_dim=3, epochs=5, batch_size=64)
 GRID = {"n_clusters": [2, 3], "latent_dim": [2, 3]}
 
 
@@ -89,7 +89,7 @@ def test_fitted_model_pickles_lean():
     X = rng.normal(size=(20_000, 50))
     model = AutoencoderKMeans(
         n_clusters=4,
-        hidden_layer_sizes=(16,),
+        architecture=MLP((16,)),
         latent_dim=2,
         epochs=1,
         batch_size=1024,

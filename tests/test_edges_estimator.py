@@ -18,9 +18,10 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding, _estimator
+from skdeepcluster import MLP, AutoencoderKMeans, NeighborEmbedding, SelfLabel, _stages
 from skdeepcluster._data import STANDARDIZED_SCALE_RANGE, warn_if_badly_scaled
 from skdeepcluster._networks import EncodeDecodeAutoencoder
+from skdeepcluster.label import _strategy
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss
 from skdeepcluster.training import Callback, GradientNormClipping, LRScheduler
 
@@ -48,7 +49,7 @@ def no_training(monkeypatch):
     def train(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(_estimator, "train_autoencoder", train)
+    monkeypatch.setattr(_stages, "train_autoencoder", train)
 
 
 def messages(caught, text):
@@ -165,22 +166,40 @@ SELF = dict(reducer=NeighborEmbedding(n_epochs=10), clusterer="kmeans")
 
 #: What asked for self-labelling, and how the warning names it.
 REQUESTS = [
-    ({"self_label": True}, "self_label=True"),
-    ({"self_label_rounds": 2}, "self_label_rounds=2"),
-    ({"self_label_consistency": 100}, "self_label_consistency=100"),
+    ({"self_label": SelfLabel(min_agreement=1.0)}, "self_label=SelfLabel(min_agreement=1.0)"),
+    (
+        {"self_label": SelfLabel(min_agreement=1.0, rounds=2)},
+        "self_label=SelfLabel(min_agreement=1.0, rounds=2)",
+    ),
+    (
+        {"self_label": SelfLabel(consistency=100, min_agreement=1.0)},
+        "self_label=SelfLabel(consistency=100, min_agreement=1.0)",
+    ),
 ]
+
+
+def _one_row_off(monkeypatch):
+    """The classifier's labels, with the first row's moved to the next cluster."""
+    real = _strategy.predict_labels
+
+    def off(head, X, device):
+        labels = real(head, X, device=device).copy()
+        labels[0] = (labels[0] + 1) % head.linear.out_features
+        return labels
+
+    monkeypatch.setattr(_strategy, "predict_labels", off)
 
 
 @pytest.mark.parametrize(("params", "named"), REQUESTS, ids=lambda v: str(v))
 def test_requested_self_labelling_that_is_dropped_warns(data, monkeypatch, params, named):
-    monkeypatch.setattr(_estimator, "MIN_AGREEMENT", 1.01)  # no classifier can reach it
+    _one_row_off(monkeypatch)  # no classifier can reach min_agreement=1.0
     X, _ = data
     with pytest.warns(UserWarning, match="asked for self-labelling") as caught:
         est = make(**SELF, **params).fit(X)
     (message,) = messages(caught, "asked for self-labelling")
     assert message.startswith(f"{named} asked for self-labelling, but the self-labelling "
                               "classifier was not kept: it gives only ")
-    assert "below the 1.01 it must reach" in message
+    assert "below the 1 it must reach" in message
     assert "labels_ and predict are the clusterer's labels" in message
     assert est.label_head_ is None
     np.testing.assert_array_equal(est.predict(X), est.labels_)
@@ -190,12 +209,12 @@ def test_requested_self_labelling_that_is_dropped_warns(data, monkeypatch, param
 def test_the_warning_says_why_the_classifier_was_dropped(data, monkeypatch, failure):
     if failure == "diverged":
         monkeypatch.setattr(
-            _estimator, "train_label_head", lambda *a, **k: (None, {"self_label_loss": []})
+            _strategy, "train_label_head", lambda *a, **k: (None, {"self_label_loss": []})
         )
         reason = "its training diverged"
     else:
         monkeypatch.setattr(
-            _estimator, "predict_labels", lambda head, X, device: np.zeros(len(X), np.int64)
+            _strategy, "predict_labels", lambda head, X, device: np.zeros(len(X), np.int64)
         )
         reason = "it leaves 2 of the 3 clusters empty"
     with pytest.warns(UserWarning, match=f"self_label=True asked .* not kept: {reason}"):
@@ -204,21 +223,23 @@ def test_the_warning_says_why_the_classifier_was_dropped(data, monkeypatch, fail
 
 
 def test_self_training_that_is_dropped_warns_and_keeps_the_classifier(data, monkeypatch):
-    monkeypatch.setattr(_estimator, "MIN_AGREEMENT", 0.0)  # the first classifier is kept
     monkeypatch.setattr(
-        _estimator, "self_train", lambda *a, **k: (None, {"self_train_loss": []})
+        _strategy, "self_train", lambda *a, **k: (None, {"self_train_loss": []})
     )
     with pytest.warns(
         UserWarning,
-        match="the classifier trained by self_label_rounds=1 was not kept: its training "
+        match="the classifier trained by self_label__rounds=1 was not kept: its training "
         "diverged. labels_ and predict are the self-labelling classifier's labels",
     ):
-        est = make(**SELF, self_label_rounds=1).fit(data[0])
+        # min_agreement=0: the first classifier is kept
+        est = make(**SELF, self_label=SelfLabel(rounds=1, min_agreement=0.0)).fit(data[0])
     assert est.label_head_ is not None
 
 
 def test_auto_self_labelling_is_dropped_silently(data, monkeypatch):
-    monkeypatch.setattr(_estimator, "MIN_AGREEMENT", 1.01)
+    monkeypatch.setattr(  # a classifier that leaves clusters empty
+        _strategy, "predict_labels", lambda head, X, device: np.zeros(len(X), np.int64)
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est = make(**SELF).fit(data[0])  # self_label='auto' chose to self-label
@@ -227,12 +248,12 @@ def test_auto_self_labelling_is_dropped_silently(data, monkeypatch):
 
 
 # ------------------------------------- 5. a kept network keeps its shape
-SHAPE_CHANGE = dict(latent_dim=2, hidden_layer_sizes=(32, 32))
+SHAPE_CHANGE = dict(latent_dim=2, architecture=MLP((32, 32)))
 SHAPE_WARNING = (
     r"trains the fitted network further, and it was built with "
-    r"hidden_layer_sizes=\(32, 16\), latent_dim=3: it does not have the new "
-    r"hidden_layer_sizes=\(32, 32\), latent_dim=2\. Fit with warm_start=False \(or a fresh "
-    r"estimator\) to build a new network\."
+    r"latent_dim=3, architecture__hidden_layer_sizes=\(32, 16\): it does not have the new "
+    r"latent_dim=2, architecture__hidden_layer_sizes=\(32, 32\)\. Fit with warm_start=False "
+    r"\(or a fresh estimator\) to build a new network\."
 )
 
 
@@ -268,7 +289,7 @@ def test_no_warning_when_the_kept_network_has_the_values(data):
     X, _ = data
     est = make(warm_start=True, reducer=None, refine=None).fit(X)
     # The same values, spelled differently, and parameters of the training only.
-    est.set_params(hidden_layer_sizes=[32, 16], dropout=0, epochs=2, learning_rate=1e-2)
+    est.set_params(architecture=MLP([32, 16], dropout=0), epochs=2, learning_rate=1e-2)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(X)

@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
-from skdeepcluster._cli import main
+from skdeepcluster.cli import main
 from skdeepcluster.metrics import cluster_accuracy, clustering_scores, match_labels
 
 from . import test_cli_output

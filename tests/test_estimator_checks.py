@@ -10,11 +10,11 @@ callbacks; and the neighbour embedding on its own.
 from sklearn.decomposition import PCA
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import MLP, AutoencoderKMeans, ConvNet, NeighborEmbedding
 from skdeepcluster.refine import IDEC, KMeansLoss
 from skdeepcluster.training import GradientNormClipping, LRScheduler
 
-SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
+SMALL = dict(architecture=MLP((16,)), latent_dim=4, epochs=10)
 
 
 @parametrize_with_checks(
@@ -22,10 +22,11 @@ SMALL = dict(hidden_layer_sizes=(16,), latent_dim=4, epochs=10)
         AutoencoderKMeans(),
         # was pca_components=2: a PCA second stage, refined by refine='auto' (IDEC())
         AutoencoderKMeans(
-            **SMALL, reducer=PCA(n_components=2), refine="idec", activation="elu"
+            **dict(SMALL, architecture=MLP((16,), activation="elu")),
+            reducer=PCA(n_components=2), refine="idec",
         ),
         AutoencoderKMeans(
-            image_shape=(1, 1, -1), conv_channels=(4, 8), latent_dim=3, epochs=5
+            image_shape=(1, 1, -1), architecture=ConvNet((4, 8)), latent_dim=3, epochs=5
         ),
         AutoencoderKMeans(**SMALL, refine=IDEC(epochs=3)),
         AutoencoderKMeans(**SMALL, refine=KMeansLoss(epochs=3), noise=0.1),

@@ -13,7 +13,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import MLP, AutoencoderKMeans, NeighborEmbedding
 from skdeepcluster._precision import round_rows
 
 #: k-means warns when there are fewer distinct points than clusters.
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 REDUCERS = ["auto", None, PCA(n_components=2)]
 
-PARAMS = dict(hidden_layer_sizes=(32,), latent_dim=4, epochs=2, n_init=1, random_state=0)
+PARAMS = dict(architecture=MLP((32,)), latent_dim=4, epochs=2, n_init=1, random_state=0)
 
 
 def test_fifty_identical_rows():
@@ -100,7 +100,7 @@ def test_pca_reducer_batch_independent_on_degenerate_codes():
         {name: [0.0, 0.0] for name in ["0", "2", "00", "000", "0000"]} | {"1": [1.0, 0.0]}
     )
     model = AutoencoderKMeans(
-        n_clusters=1, hidden_layer_sizes=(8,), latent_dim=2, batch_size=1, epochs=1,
+        n_clusters=1, architecture=MLP((8,)), latent_dim=2, batch_size=1, epochs=1,
         standardize=False, reducer=PCA(n_components=2), n_init=1, random_state=0,
     ).fit(frame)
     embedding = model.transform(frame)
@@ -172,7 +172,7 @@ def test_pca_of_identical_codes_is_batch_independent():
     X = np.full((51, 10), 0.7890625)
     X[:, 3] = 1.0
     model = AutoencoderKMeans(
-        n_clusters=1, hidden_layer_sizes=(), latent_dim=2, output_activation="sigmoid",
+        n_clusters=1, architecture=MLP((), output_activation="sigmoid"), latent_dim=2,
         optimizer="sgd", batch_size=8, epochs=1, standardize=False,
         reducer=PCA(n_components=1), n_init=1, refine=None, random_state=683,
     ).fit(X)
@@ -185,7 +185,7 @@ def test_codes_on_a_float32_half_step_are_batch_independent():
     """A fuzzing find: X = 1 - 2**-52 and float32 weights put a code exactly on a tie."""
     X = np.full((6, 9), 0.9999999999999998)
     model = AutoencoderKMeans(
-        n_clusters=1, hidden_layer_sizes=(), latent_dim=1, batch_size=1, epochs=1,
+        n_clusters=1, architecture=MLP(()), latent_dim=1, batch_size=1, epochs=1,
         standardize=False, reducer=None, n_init=1, refine=None, random_state=10,
     ).fit(X)
     np.testing.assert_array_equal(model.transform(X[:1])[0], model.transform(X)[0])

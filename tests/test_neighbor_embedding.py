@@ -12,7 +12,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import MLP, AutoencoderKMeans, NeighborEmbedding
 from skdeepcluster.embedding import (
     NeighborIndex,
     fuzzy_neighbor_graph,
@@ -332,7 +332,7 @@ def test_n_epochs_sets_the_number_of_steps(blobs5):
 def test_default_reducer_of_the_estimator(digits, train_seed):
     X, y = digits
     X, y = X[:600], y[:600]
-    params = dict(hidden_layer_sizes=(64,), latent_dim=8, epochs=30, random_state=train_seed)
+    params = dict(architecture=MLP((64,)), latent_dim=8, epochs=30, random_state=train_seed)
     model = AutoencoderKMeans(n_clusters=10, **params).fit(X)
     assert isinstance(model.reducer_, NeighborEmbedding)
     assert model.reducer_.n_components == 8  # min(max(n_clusters, 10), latent_dim)
@@ -645,7 +645,7 @@ def test_estimator_keeps_the_neighbor_embedding_above_100000_rows(monkeypatch):
     monkeypatch.setattr(module.NeighborEmbedding, "_schedule", lambda self, n_edges: (4096, 3))
     X, _ = make_blobs(n_samples=120_000, centers=3, n_features=3, random_state=0)
     model = AutoencoderKMeans(
-        n_clusters=3, hidden_layer_sizes=(4,), latent_dim=2, epochs=1, batch_size=1024,
+        n_clusters=3, architecture=MLP((4,)), latent_dim=2, epochs=1, batch_size=1024,
         n_init=1, random_state=0,
     )  # fmt: skip
     model.fit(X)

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
 
-from skdeepcluster import AutoencoderKMeans, IdentityAutoencoder, NeighborEmbedding
+from skdeepcluster import AutoencoderKMeans, IdentityAutoencoder, ImageAugment, NeighborEmbedding
 
 from ._trained import check_trained
 
@@ -64,8 +64,8 @@ def test_reconstruct_is_the_input_and_the_model_pickles(blobs):
 
 @pytest.mark.parametrize(
     "params, name",
-    [({"augment": 0.1, "image_shape": (1, 2, 3)}, "augment"), ({"noise": 0.2}, "noise"),
-     ({"refine": "idec", "reducer": None}, "refine")],
+    [({"augment": ImageAugment(0.1), "image_shape": (1, 2, 3)}, "augment"),
+     ({"noise": 0.2}, "noise"), ({"refine": "idec", "reducer": None}, "refine")],
 )
 def test_none_refuses_what_only_a_network_can_use(blobs, params, name):
     X, _ = blobs

@@ -19,7 +19,7 @@ from skdeepcluster._numerics import mkl_mode
 from sklearn.datasets import load_digits
 X, _ = load_digits(return_X_y=True)
 fits = [skdeepcluster.AutoencoderKMeans(
-    10, architecture="mlp", hidden_layer_sizes=(64,), latent_dim=8, epochs=5,
+    10, architecture=skdeepcluster.MLP((64,)), latent_dim=8, epochs=5,
     random_state=3, n_jobs=n).fit(X / 16) for n in (1, 2)]
 a, b = fits
 same_weights = all(torch.equal(p, q) for p, q in zip(

@@ -14,7 +14,15 @@ from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import GridSearchCV
 from torch import nn
 
-from skdeepcluster import AutoencoderKMeans, ConvAutoencoder, MLPAutoencoder, NeighborEmbedding
+from skdeepcluster import (
+    MLP,
+    AutoencoderKMeans,
+    ConvAutoencoder,
+    ConvNet,
+    ImageAugment,
+    MLPAutoencoder,
+    NeighborEmbedding,
+)
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss
 from skdeepcluster.training import GradientNormClipping, LRScheduler
@@ -40,7 +48,7 @@ def small_digits():
 def test_conv_architecture(small_digits, image_shape):
     X, y = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, image_shape=image_shape, conv_channels=(8, 16), latent_dim=4,
+        n_clusters=4, image_shape=image_shape, architecture=ConvNet((8, 16)), latent_dim=4,
         epochs=3, random_state=0,
     ).fit(X)
     assert isinstance(model.autoencoder_, ConvAutoencoder)
@@ -68,9 +76,9 @@ def test_wrong_image_shape(small_digits, image_shape):
 @pytest.mark.parametrize(
     "options",
     [
-        dict(activation="tanh", output_activation="sigmoid"),
-        dict(activation="leaky_relu", dropout=0.2, batch_norm=True),
-        dict(activation="gelu", loss="l1", optimizer="adamw"),
+        dict(architecture=MLP((32, 16), activation="tanh", output_activation="sigmoid")),
+        dict(architecture=MLP((32, 16), activation="leaky_relu", dropout=0.2, batch_norm=True)),
+        dict(architecture=MLP((32, 16), activation="gelu"), loss="l1", optimizer="adamw"),
         dict(optimizer="sgd", learning_rate=0.01, loss="huber"),
     ],
 )
@@ -83,7 +91,7 @@ def test_network_and_training_options(blobs, options):
 
 def test_dropout_and_noise_are_off_at_transform(blobs):
     X, _ = blobs
-    model = make(dropout=0.5, noise=0.5, noise_type="gaussian").fit(X)
+    model = make(architecture=MLP((32, 16), dropout=0.5), noise=0.5, noise_type="gaussian").fit(X)
     np.testing.assert_array_equal(model.transform(X), model.transform(X))
     model = make(noise=0.5, noise_type="mask").fit(X)
     np.testing.assert_array_equal(model.transform(X), model.transform(X))
@@ -270,7 +278,7 @@ def test_refinement_is_consistent(small_digits, refine, reducer, train_seed):
     X, y = small_digits
     strategy = REFINE[refine](epochs=10)
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20, batch_size=32,
+        n_clusters=4, architecture=MLP((64,)), latent_dim=5, epochs=20, batch_size=32,
         refine=strategy, reducer=reducer, random_state=train_seed,
     ).fit(X)
     assert model.reducer_ is None if reducer == "auto" else isinstance(model.reducer_, PCA)
@@ -292,7 +300,7 @@ def test_refinement_is_consistent(small_digits, refine, reducer, train_seed):
 def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(64,), latent_dim=5, epochs=20,
+        n_clusters=4, architecture=MLP((64,)), latent_dim=5, epochs=20,
         refine=KMeansLoss(epochs=15, tol=0), random_state=0,
     ).fit(X)
     loss = model.history_["refine_loss"]
@@ -302,7 +310,7 @@ def test_refinement_improves_kmeans_objective_on_its_loss(small_digits):
 
 def test_refinement_same_seed_same_labels(small_digits):
     X, _ = small_digits
-    params = dict(n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=5,
+    params = dict(n_clusters=4, architecture=MLP((32,)), latent_dim=4, epochs=5,
                   refine=IDEC(epochs=5), random_state=3)
     a = AutoencoderKMeans(**params).fit(X)
     b = AutoencoderKMeans(**params).fit(X)
@@ -321,7 +329,7 @@ def test_refinement_needs_kmeans_and_affine_second_stage(blobs):
 def test_refinement_with_diverging_learning_rate_stays_finite(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3,
+        n_clusters=4, architecture=MLP((32,)), latent_dim=4, epochs=3,
         refine=KMeansLoss(lambda_=1e6, learning_rate=1e6, epochs=10), optimizer="sgd",
         random_state=0,
     )
@@ -338,8 +346,8 @@ def test_augment_trains_on_shifted_images(small_digits):
     X, _ = small_digits
     params = dict(image_shape=(1, 8, 8), architecture="mlp", epochs=3)
     plain = make(**params).fit(X)
-    augmented = make(**params, augment=0.15).fit(X)
-    again = make(**params, augment=0.15).fit(X)
+    augmented = make(**params, augment=ImageAugment(0.15)).fit(X)
+    again = make(**params, augment=ImageAugment(0.15)).fit(X)
     np.testing.assert_array_equal(augmented.labels_, again.labels_)  # seeded
     assert augmented.history_["train_loss"] != plain.history_["train_loss"]
     # transform and predict see the images as given.
@@ -349,9 +357,9 @@ def test_augment_trains_on_shifted_images(small_digits):
 
 def test_augment_needs_image_shape(blobs):
     with pytest.raises(ValueError, match="needs image_shape"):
-        make(augment=0.1).fit(blobs[0])
-    with pytest.raises(ValueError, match="augment"):
-        make(augment=0.6).fit(blobs[0])  # more than half the image
+        make(augment=ImageAugment(0.1)).fit(blobs[0])
+    with pytest.raises(ValueError, match="shift"):
+        make(augment=ImageAugment(0.6)).fit(blobs[0])  # more than half the image
 
 
 def test_lr_schedule_is_passed_to_pretraining(blobs):
@@ -368,7 +376,7 @@ def test_lr_schedule_is_passed_to_pretraining(blobs):
 def test_refinement_strategy_params_are_grid_searchable(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=4, hidden_layer_sizes=(16,), latent_dim=3, epochs=2,
+        n_clusters=4, architecture=MLP((16,)), latent_dim=3, epochs=2,
         refine=IDEC(epochs=2), random_state=0,
     )
     assert model.get_params()["refine__gamma"] == 1.0
@@ -388,7 +396,7 @@ def test_refine_shortcut_strings(blobs, refine):
 
 def test_gradient_clipping_callback_acts_in_pretraining_and_refinement(small_digits):
     X, _ = small_digits
-    params = dict(n_clusters=4, hidden_layer_sizes=(32,), latent_dim=4, epochs=3,
+    params = dict(n_clusters=4, architecture=MLP((32,)), latent_dim=4, epochs=3,
                   refine=KMeansLoss(epochs=3), random_state=0)
     plain = AutoencoderKMeans(**params).fit(X)
     clipped = AutoencoderKMeans(**params, callbacks=[GradientNormClipping(1e-3)]).fit(X)

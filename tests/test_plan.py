@@ -8,7 +8,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
-from skdeepcluster import AutoencoderKMeans, NeighborEmbedding
+from skdeepcluster import MLP, AutoencoderKMeans, NeighborEmbedding
 from skdeepcluster import _plan as plan
 from skdeepcluster.refine import DEC, IDEC, KMeansLoss, RefinementStrategy
 from skdeepcluster.training import EarlyStopping
@@ -18,6 +18,16 @@ STREAM_FIELDS = (
     "self_label", "self_train", "consistency",
 )
 
+
+
+class _Codec(torch.nn.Module):
+    """The smallest user module: encode and decode are the identity."""
+
+    def encode(self, x):
+        return x
+
+    def decode(self, z):
+        return z
 
 def est(**params):
     return AutoencoderKMeans(**{"n_clusters": 3, "device": "cpu", **params})
@@ -79,17 +89,17 @@ def test_auto_architecture_trains_no_network_on_small_data():
         {"reducer": PCA(2)},
         {"refine": "idec"},
         {"noise": 0.1},
-        {"augment": 0.1, "architecture": "auto"},
+        {"noise_type": "mask"},
         {"warm_start": True},
         {"architecture": "mlp"},
-        {"hidden_layer_sizes": (64, 32)},
-        {"hidden_layer_sizes": [500, 500]},
-        {"hidden_layer_sizes": [500, 500, 2000]},  # the wide network asked for by name
+        {"architecture": MLP((64, 32))},
+        {"architecture": MLP([500, 500])},
+        {"architecture": MLP([500, 500, 2000])},  # the wide network asked for by name
         {"latent_dim": 5},
         {"learning_rate": 0.01},
         {"batch_size": 64},
-        {"dropout": 0.1},
-        {"batch_norm": True},
+        {"architecture": MLP(dropout=0.1)},
+        {"architecture": MLP(batch_norm=True)},
         {"callbacks": [EarlyStopping(patience=2)]},
     ],
 )
@@ -99,7 +109,7 @@ def test_auto_architecture_keeps_the_network_when_asked_for_training(params):
 
 @pytest.mark.parametrize(
     "params",
-    [{"hidden_layer_sizes": "auto"}, {"dropout": 0}, {"learning_rate": 1e-3},
+    [{"augment": None}, {"noise": 0}, {"learning_rate": 1e-3},
      {"callbacks": []}, {"n_clusters": 5, "n_init": 3, "clusterer": "gmm"}],
 )
 def test_auto_architecture_defaults_however_spelled(params):
@@ -109,7 +119,7 @@ def test_auto_architecture_defaults_however_spelled(params):
 def test_auto_architecture_other_cases():
     assert resolve(est(), 100, partial=True).architecture == "mlp"  # chunk by chunk
     assert resolve(est(image_shape=(1, 2, 2)), 100).architecture == "conv"
-    assert resolve(est(module=torch.nn.Identity()), 100).architecture == "module"
+    assert resolve(est(module=_Codec()), 100).architecture == "module"
     assert resolve(est(architecture="none"), 10**6).architecture == "none"
     assert resolve(est(architecture="none", reducer=None), 100).refine is None
 
@@ -119,16 +129,17 @@ def test_auto_hidden_layer_sizes_widen_with_the_rows():
     wide = plan.AUTO_WIDE_MIN_SAMPLES
     assert plan.AUTO_HIDDEN_LAYER_SIZES == (500, 500, 2000)
     assert plan.AUTO_HIDDEN_LAYER_SIZES_SMALL == (500, 500, 1000)
-    assert resolve(est(), 10_000).hidden_layer_sizes == (500, 500, 1000)
-    assert resolve(est(), wide - 1).hidden_layer_sizes == (500, 500, 1000)
-    assert resolve(est(), wide).hidden_layer_sizes == (500, 500, 2000)
-    assert resolve(est(), 100, partial=True).hidden_layer_sizes == (500, 500, 2000)
+    assert resolve(est(), 10_000).network.hidden_layer_sizes == (500, 500, 1000)
+    assert resolve(est(), wide - 1).network.hidden_layer_sizes == (500, 500, 1000)
+    assert resolve(est(), wide).network.hidden_layer_sizes == (500, 500, 2000)
+    assert resolve(est(), 100, partial=True).network.hidden_layer_sizes == (500, 500, 2000)
 
 
 @pytest.mark.parametrize("sizes", [(), (64,), [500, 500, 2000], np.array([8, 4])])
 def test_explicit_hidden_layer_sizes_pass_through(sizes):
     for n_samples in (100, 10**6):
-        assert resolve(est(hidden_layer_sizes=sizes), n_samples).hidden_layer_sizes is sizes
+        network = resolve(est(architecture=MLP(sizes)), n_samples).network
+        assert network.hidden_layer_sizes is sizes
 
 
 def test_auto_hidden_layer_sizes_build_the_planned_network():
@@ -148,8 +159,8 @@ def test_auto_input_pca_projects_wide_inputs_for_an_mlp_or_no_network():
     assert resolve(est(), 10_000, n_features=wide - 1).input_components == 0
     assert resolve(est(), 10_000, n_features=784, partial=True).input_components == 0
     assert resolve(est(image_shape=(1, 28, 28)), 100, n_features=784).input_components == 0
-    assert resolve(est(module=torch.nn.Identity()), 100, n_features=784).input_components == 0
-    sigmoid = est(output_activation="sigmoid")
+    assert resolve(est(module=_Codec()), 100, n_features=784).input_components == 0
+    sigmoid = est(architecture=MLP(output_activation="sigmoid"))
     assert resolve(sigmoid, 100, n_features=784).input_components == 0
     assert resolve(est(input_pca=None), 10_000, n_features=784).input_components == 0
 
@@ -162,54 +173,61 @@ def test_explicit_input_pca_is_honoured_or_refused_with_the_reason():
     with pytest.raises(ValueError, match="'conv' network"):
         resolve(est(input_pca=3, image_shape=(1, 2, 4)), 100)
     with pytest.raises(ValueError, match="'module' network"):
-        resolve(est(input_pca=3, module=torch.nn.Identity()), 100)
+        resolve(est(input_pca=3, module=_Codec()), 100)
     with pytest.raises(ValueError, match="output_activation='sigmoid'"):
-        resolve(est(input_pca=3, output_activation="sigmoid"), 100)
+        resolve(est(input_pca=3, architecture=MLP(output_activation="sigmoid")), 100)
 
 
 # ----------------------------------------------------------------- reducer
 def test_auto_reducer_is_auto_by_default():
-    assert plan.resolve_reducer(est(), 1_000, partial=False) == "auto"
-    assert plan.resolve_reducer(est(refine=None), 1_000, partial=False) == "auto"
-    assert plan.resolve_reducer(est(refine="auto"), 1_000, partial=False) == "auto"
-    assert resolve(est(), 1_000).reducer == "auto"
+    assert plan.resolve_reducer(est(), partial=False) == "auto"
+    assert plan.resolve_reducer(est(refine=None), partial=False) == "auto"
+    assert plan.resolve_reducer(est(refine="auto"), partial=False) == "auto"
+    assert isinstance(resolve(est(), 1_000).reducer, NeighborEmbedding)  # resolved
 
 
 @pytest.mark.parametrize("refine", ["kmeans", "dec", "idec", IDEC(gamma=0.1), KMeansLoss()])
 def test_auto_reducer_is_none_with_an_explicit_refinement(refine):
-    assert plan.resolve_reducer(est(refine=refine), 1_000, partial=False) is None
+    assert plan.resolve_reducer(est(refine=refine), partial=False) is None
     assert resolve(est(refine=refine), 1_000).reducer is None
 
 
 def test_auto_reducer_is_none_in_partial_fit_only():
-    assert plan.resolve_reducer(est(), 1_000, partial=True) is None
-    assert resolve(est(), 1_000, partial=True).reducer is None
+    assert plan.resolve_reducer(est(), partial=True) is None
+    assert resolve(est(), partial=True).reducer is None
     # No cliff: the neighbour embedding at every size (its k-NN search scales).
     for n in (99_999, 100_000, 1_000_000, 10_000_000):
-        assert plan.resolve_reducer(est(), n, partial=False) == "auto"
-        assert resolve(est(), n).reducer == "auto"
+        assert plan.resolve_reducer(est(), partial=False) == "auto"
+        assert isinstance(resolve(est(), n).reducer, NeighborEmbedding)
 
 
 def test_explicit_reducer_is_passed_through():
     pca = PCA(n_components=2)
-    assert plan.resolve_reducer(est(reducer=pca), 1_000, partial=False) is pca
-    assert plan.resolve_reducer(est(reducer=pca), 10**6, partial=True) is pca
-    assert plan.resolve_reducer(est(reducer=None), 1_000, partial=False) is None
+    assert plan.resolve_reducer(est(reducer=pca), partial=False) is pca
+    assert plan.resolve_reducer(est(reducer=pca), partial=True) is pca
+    assert plan.resolve_reducer(est(reducer=None), partial=False) is None
 
 
-def test_make_reducer_sizes_the_auto_embedding_on_the_codes():
-    p = resolve(est(n_clusters=5), 1_000)
-    reducer = plan.make_reducer(p, est(n_clusters=5), n_codes=3)
-    assert isinstance(reducer, NeighborEmbedding)
-    assert reducer.n_components == 3  # no more than the codes have
+def test_the_auto_embedding_is_sized_on_the_codes():
+    def reducer(**params):
+        return resolve(est(**params), 1_000).reducer
+
+    small = reducer(n_clusters=5, architecture=MLP(), latent_dim=3)
+    assert isinstance(small, NeighborEmbedding)
+    assert small.n_components == 3  # no more than the codes have
     # at least AUTO_MIN_COMPONENTS (10) dimensions, more for more clusters
-    assert plan.make_reducer(p, est(n_clusters=5), n_codes=64).n_components == 10
-    p20 = resolve(est(n_clusters=20), 1_000)
-    assert plan.make_reducer(p20, est(n_clusters=20), n_codes=64).n_components == 20
-    assert plan.make_reducer(p, est(n_clusters=5), n_codes=10) is not reducer  # fresh
+    assert reducer(n_clusters=5, architecture=MLP(), latent_dim=64).n_components == 10
+    assert reducer(n_clusters=20, architecture=MLP(), latent_dim=64).n_components == 20
+    assert reducer(n_clusters=5) is not reducer(n_clusters=5)  # fresh
+    assert reducer(n_clusters=5).n_components == 8  # no network: the 8 features
+    # The user's module: sized once its codes are known.
+    p = resolve(est(n_clusters=5, module=_Codec()), 1_000)
+    assert p.reducer.n_components == 10
+    assert plan.make_reducer(p, n_codes=3).n_components == 3
+    assert plan.make_reducer(p, n_codes=64) is p.reducer
     pca = PCA(n_components=2)
-    assert plan.make_reducer(resolve(est(reducer=pca)), est(reducer=pca), 3) is pca
-    assert plan.make_reducer(resolve(est(reducer=None)), est(reducer=None), 3) is None
+    assert plan.make_reducer(resolve(est(reducer=pca)), 3) is pca
+    assert plan.make_reducer(resolve(est(reducer=None)), 3) is None
 
 
 # ------------------------------------------------------------------ refine
@@ -293,8 +311,8 @@ def test_kmeans_clusterers_constant():
 # ------------------------------------------------------------- clusterer
 @pytest.mark.parametrize("reducer", ["auto", NeighborEmbedding(n_components=2)])
 def test_auto_clusterer_stays_auto_with_a_neighbour_graph(reducer):
-    assert resolve(est(reducer=reducer)).clusterer == "auto"
-    assert resolve(est(reducer=reducer), 1_000_000).clusterer == "auto"
+    assert resolve(est(reducer=reducer)).clusterer == plan.GRAPH_OR_KMEANS
+    assert resolve(est(reducer=reducer), 1_000_000).clusterer == plan.GRAPH_OR_KMEANS
     assert resolve(est(reducer=reducer, clusterer="graph")).clusterer == "graph"
 
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from skdeepcluster import AutoencoderKMeans, plotting  # noqa: E402
+from skdeepcluster import MLP, AutoencoderKMeans, plotting  # noqa: E402
 from skdeepcluster.plotting import (  # noqa: E402
     plot_cluster_montage,
     plot_confusion_matrix,
@@ -42,7 +42,7 @@ def small_digits():
 def fitted(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine=None,
+        n_clusters=3, architecture=MLP((16,)), latent_dim=2, epochs=3, refine=None,
         random_state=0,
     )
     return model.fit(X)
@@ -152,7 +152,7 @@ def test_reconstructions_default_shape_and_lines(fitted, small_digits):
 
     Xb, _ = make_blobs(n_samples=30, n_features=5, centers=2, random_state=0)
     model = AutoencoderKMeans(
-        n_clusters=2, hidden_layer_sizes=(8,), latent_dim=2, epochs=2, random_state=0
+        n_clusters=2, architecture=MLP((8,)), latent_dim=2, epochs=2, random_state=0
     ).fit(Xb)
     fig = plot_reconstructions(model, Xb, n=3)  # 5 features: line plots
     assert len(fig.axes) == 6
@@ -229,7 +229,7 @@ def test_loss_curve_from_estimator(fitted):
 def test_loss_curve_with_refinement_from_estimator(small_digits):
     X, _ = small_digits
     model = AutoencoderKMeans(
-        n_clusters=3, hidden_layer_sizes=(16,), latent_dim=2, epochs=3, refine=IDEC(epochs=2),
+        n_clusters=3, architecture=MLP((16,)), latent_dim=2, epochs=3, refine=IDEC(epochs=2),
         random_state=0,
     ).fit(X)
     ax = plot_loss_curve(model)

@@ -8,6 +8,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from skdeepcluster import (
+    MLP,
     AutoencoderKMeans,
     IdentityAutoencoder,
     MLPAutoencoder,
@@ -72,7 +73,7 @@ def test_training_moves_the_inner_network_only():
 
 def test_auto_projects_wide_inputs_and_the_fit_is_reproducible(wide):
     X, y = wide
-    params = dict(n_clusters=3, hidden_layer_sizes=(32,), epochs=3, random_state=0)
+    params = dict(n_clusters=3, architecture=MLP((32,)), epochs=3, random_state=0)
     model = AutoencoderKMeans(**params).fit(X)
     assert model.input_components_ == 50 and model.architecture_ == "mlp"
     assert isinstance(model.autoencoder_, ProjectedAutoencoder)

@@ -12,9 +12,9 @@ import torch
 from sklearn.datasets import make_blobs
 
 import skdeepcluster._clustering as clustering
-import skdeepcluster._estimator as estimator_module
 import skdeepcluster._plan as plan
-from skdeepcluster import AutoencoderKMeans, MLPAutoencoder, NeighborEmbedding
+import skdeepcluster._stages as stages_module
+from skdeepcluster import MLP, AutoencoderKMeans, MLPAutoencoder, NeighborEmbedding
 from skdeepcluster._data import (
     StreamSource,
     TensorSource,
@@ -184,7 +184,7 @@ def test_auto_streams_only_large_data(blob_memmap, monkeypatch):
             created.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(estimator_module, "StreamSource", Spy)
+    monkeypatch.setattr(stages_module, "StreamSource", Spy)
     AutoencoderKMeans(n_clusters=3, random_state=0, **FAST).fit(X)
     assert not created  # 600 x 12 floats: copied to one tensor
     monkeypatch.setattr(plan, "STREAM_BYTES", 1024)
@@ -448,7 +448,7 @@ def test_auto_device_with_one_gpu_is_plain_cuda(monkeypatch):
 def test_fits_in_threads_are_reproducible(blobs):
     """torch's global generator is process-wide: concurrent fits must not share it."""
     X, _ = blobs
-    params = dict(FAST, dropout=0.2, refine=IDEC(epochs=3))
+    params = dict(FAST, architecture=MLP((32, 16), dropout=0.2), refine=IDEC(epochs=3))
 
     def fit(seed):
         return AutoencoderKMeans(n_clusters=3, random_state=seed, **params).fit(X)
@@ -489,7 +489,7 @@ def test_estimator_pretrains_on_a_list_of_devices(blobs, train_seed):
 
 def test_partial_fit_is_seeded_and_leaves_global_state_alone(blobs):
     X, _ = blobs
-    params = dict(FAST, dropout=0.3)
+    params = dict(FAST, architecture=MLP((32, 16), dropout=0.3))
     state = torch.get_rng_state()
     runs = []
     for _ in range(2):

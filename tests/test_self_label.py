@@ -9,8 +9,8 @@ from sklearn.datasets import make_blobs
 from sklearn.decomposition import PCA
 
 from skdeepcluster import AutoencoderKMeans, NeighborEmbedding, _plan
-from skdeepcluster._self_label import (
-    SELF_LABEL_STEPS,
+from skdeepcluster.label import SelfLabel
+from skdeepcluster.label._head import (
     LabelHead,
     draw_rows,
     label_steps,
@@ -53,7 +53,7 @@ def test_auto_rule(params, partial, expected):
     plan = _plan.resolve_plan(
         est, (1000, 20), stream=False, seeds=_plan.fit_seeds(0), partial=partial
     )
-    assert plan.self_label is expected
+    assert (plan.self_label is not None) is expected
 
 
 def test_self_label_true_needs_a_network(data):
@@ -190,7 +190,7 @@ def test_train_label_head_takes_the_step_budget_and_leaves_the_module(train_seed
 
 @pytest.mark.parametrize("wrong", ["one cluster", "a few labels"])
 def test_head_that_did_not_learn_the_clusters_is_dropped(data, monkeypatch, wrong):
-    from skdeepcluster import _estimator
+    from skdeepcluster.label import _strategy
 
     X, _ = data
     reference = fitted(data)
@@ -202,7 +202,7 @@ def test_head_that_did_not_learn_the_clusters_is_dropped(data, monkeypatch, wron
         labels[:30] = (labels[:30] + 1) % 4  # 92.5 % agreement
         return labels
 
-    monkeypatch.setattr(_estimator, "predict_labels", head_labels)
+    monkeypatch.setattr(_strategy, "predict_labels", head_labels)
     model = fitted(data)
     assert model.label_head_ is None
     assert len(np.unique(model.labels_)) == 4
@@ -224,7 +224,7 @@ def test_diverging_head_is_dropped_with_a_warning(data):
 
 
 def test_label_steps():
-    assert label_steps(5000, 256) == SELF_LABEL_STEPS == 300  # 15 passes of 20 batches
+    assert label_steps(5000, 256) == SelfLabel().steps == 300  # 15 passes of 20 batches
     assert label_steps(10**6, 256) == 300
     assert label_steps(1000, 256) == 15 * 4
     assert label_steps(10, 256) == 15

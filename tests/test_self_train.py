@@ -1,20 +1,12 @@
-"""Self-training (``self_label_rounds``): rounds on the classifier's most confident rows."""
+"""Self-training (``SelfLabel(rounds=...)``): rounds on the classifier's most confident rows."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from skdeepcluster import AutoencoderKMeans, _plan
-from skdeepcluster._self_label import (
-    FIRST_SHARE,
-    SELF_TRAIN_MAX_EPOCHS,
-    SELF_TRAIN_STEPS,
-    SHARE_STEP,
-    confident_rows,
-    predict_labels,
-    self_train,
-)
+from skdeepcluster import MLP, AutoencoderKMeans, ImageAugment, SelfLabel, _plan
+from skdeepcluster.label._head import confident_rows, predict_labels, self_train
 from skdeepcluster.metrics import cluster_accuracy
 from skdeepcluster.training import make_optimizer
 
@@ -22,6 +14,12 @@ from ._trained import check_trained
 from .conftest import LABEL_FAST
 
 CPU = torch.device("cpu")
+
+#: The self-training's default budget and share schedule (``self_train``'s keyword
+#: defaults are ``SelfLabel``'s).
+SELF_TRAIN_STEPS = SelfLabel().round_steps
+SELF_TRAIN_MAX_EPOCHS = SelfLabel().round_max_epochs
+FIRST_SHARE, SHARE_STEP = SelfLabel().first_share, SelfLabel().share_step
 
 
 @pytest.fixture
@@ -138,8 +136,9 @@ def test_share_schedule_reaches_all_rows_at_the_sixth_round():
 def test_rounds_with_image_augmentation(data, train_seed):
     X, y = data  # rows as 3 x 4 "images", for the mechanics
     model = AutoencoderKMeans(
-        n_clusters=4, architecture="mlp", image_shape=(1, 3, 4), self_label_augment=0.1,
-        self_label_rounds=1, random_state=train_seed, **LABEL_FAST,
+        n_clusters=4, image_shape=(1, 3, 4),
+        self_label=SelfLabel(rounds=1, augment=ImageAugment(0.1)), random_state=train_seed,
+        **LABEL_FAST,
     ).fit(X)
     assert len(model.history_["self_train_loss"]) >= 1
     np.testing.assert_array_equal(model.predict(X), model.labels_)
@@ -152,29 +151,34 @@ def test_rounds_with_image_augmentation(data, train_seed):
 
 
 def test_rounds_need_self_labelling(data):
-    with pytest.raises(ValueError, match="self_label_rounds=2 self-trains .* self_label=False"):
-        AutoencoderKMeans(n_clusters=4, self_label=False, self_label_rounds=2).fit(data[0])
-    with pytest.raises(ValueError, match="self_label_rounds=1 needs a network"):
-        AutoencoderKMeans(n_clusters=4, architecture="none", self_label_rounds=1).fit(data[0])
-    with pytest.raises(ValueError, match="self_label_rounds"):
-        AutoencoderKMeans(n_clusters=4, self_label_rounds=-1).fit(data[0])
-    with pytest.raises(ValueError, match="augments .* self_label_rounds > 0"):
-        AutoencoderKMeans(n_clusters=4, image_shape=(1, 3, 4), self_label_augment=0.1).fit(
-            data[0]
-        )
-    with pytest.raises(ValueError, match="self_label_augment=0.1 .* needs image_shape"):
-        AutoencoderKMeans(n_clusters=4, self_label_rounds=1, self_label_augment=0.1).fit(
-            data[0]
-        )
+    with pytest.raises(ValueError, match="self_label__rounds .* self_label=False is no object"):
+        AutoencoderKMeans(n_clusters=4, self_label=False).set_params(self_label__rounds=2)
+    with pytest.raises(ValueError, match=r"self_label=SelfLabel\(rounds=1\) needs a network"):
+        AutoencoderKMeans(
+            n_clusters=4, architecture="none", self_label=SelfLabel(rounds=1)
+        ).fit(data[0])
+    with pytest.raises(ValueError, match="'rounds' parameter of SelfLabel"):
+        AutoencoderKMeans(n_clusters=4, self_label=SelfLabel(rounds=-1)).fit(data[0])
+    with pytest.raises(ValueError, match="augments .* self_label__rounds > 0"):
+        AutoencoderKMeans(
+            n_clusters=4, image_shape=(1, 3, 4),
+            self_label=SelfLabel(augment=ImageAugment(0.2)),
+        ).fit(data[0])
+    with pytest.raises(ValueError, match=r"self_label__augment=ImageAugment\(\) .* image_shape"):
+        AutoencoderKMeans(
+            n_clusters=4, self_label=SelfLabel(rounds=1, augment=ImageAugment(0.1))
+        ).fit(data[0])
 
 
 def test_rounds_make_auto_self_label_and_train_a_network():
-    est = AutoencoderKMeans(n_clusters=3, architecture="mlp", reducer=PCA(3), self_label_rounds=1)
+    est = AutoencoderKMeans(
+        n_clusters=3, architecture="mlp", reducer=PCA(3), self_label=SelfLabel(rounds=1)
+    )
     plan = _plan.resolve_plan(
         est, (1000, 20), stream=False, seeds=_plan.fit_seeds(0), partial=False
     )
-    assert plan.self_label is True
-    est = AutoencoderKMeans(n_clusters=3, self_label_rounds=1)
+    assert isinstance(plan.self_label, SelfLabel) and plan.self_label.rounds == 1
+    est = AutoencoderKMeans(n_clusters=3, self_label=SelfLabel(rounds=1))
     assert _plan.resolve_architecture(est, (500, 10), partial=False) == "mlp"
 
 
@@ -182,8 +186,8 @@ def test_rounds_with_dropout_are_reproducible(data):
     X, _ = data
     fits = [
         AutoencoderKMeans(
-            n_clusters=4, random_state=0, self_label_rounds=1,
-            **{**LABEL_FAST, "hidden_layer_sizes": (64, 32), "latent_dim": 4, "dropout": 0.2},
+            n_clusters=4, random_state=0, self_label=SelfLabel(rounds=1),
+            **{**LABEL_FAST, "architecture": MLP((64, 32), dropout=0.2), "latent_dim": 4},
         ).fit(X)
         for _ in range(2)
     ]

@@ -8,8 +8,9 @@ digits, compare it with plain k-means on the raw pixels, and look at the learned
 embedding and the training curve.
 
 The network and the number of epochs are kept small so that the example runs in
-seconds; the defaults (``hidden_layer_sizes='auto'``, ``epochs='auto'``)
-train longer. Either way the codes go through the default second stage, a
+seconds; the defaults (``architecture='auto'``) train no network on data this
+small (see the user guide), and a wider one for longer where they train one.
+Either way the codes go through the default second stage, a
 :class:`~skdeepcluster.NeighborEmbedding`, before k-means.
 """
 
@@ -23,7 +24,7 @@ import matplotlib.pyplot as plt
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import MLP, AutoencoderKMeans
 from skdeepcluster.metrics import clustering_scores
 from skdeepcluster.plotting import plot_embedding, plot_loss_curve
 
@@ -38,7 +39,7 @@ print(X.shape)
 start = time.perf_counter()
 model = AutoencoderKMeans(
     n_clusters=10,
-    hidden_layer_sizes=(256, 128),
+    architecture=MLP(hidden_layer_sizes=(256, 128)),
     latent_dim=10,
     epochs=60,
     random_state=0,

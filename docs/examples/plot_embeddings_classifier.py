@@ -28,7 +28,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import MLP, AutoencoderKMeans
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
@@ -40,7 +40,11 @@ pipelines = {
     ),
     "autoencoder (10)": make_pipeline(
         AutoencoderKMeans(
-            n_clusters=10, hidden_layer_sizes=(256, 128), epochs=40, n_init=1, random_state=0
+            n_clusters=10,
+            architecture=MLP(hidden_layer_sizes=(256, 128)),
+            epochs=40,
+            n_init=1,
+            random_state=0,
         ),
         LogisticRegression(max_iter=2000),
     ),

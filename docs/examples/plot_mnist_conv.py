@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import AutoencoderKMeans, ConvNet
 from skdeepcluster.datasets import load_mnist
 from skdeepcluster.metrics import clustering_scores
 from skdeepcluster.plotting import plot_cluster_montage, plot_reconstructions
@@ -60,9 +60,8 @@ print(f"{name}: X {X.shape}, values in [{X.min():.0f}, {X.max():.0f}], image {im
 model = AutoencoderKMeans(
     n_clusters=10,
     image_shape=image_shape,
-    conv_channels=(16, 32),
+    architecture=ConvNet(channels=(16, 32), output_activation="sigmoid"),
     latent_dim=10,
-    output_activation="sigmoid",
     epochs=20,
     batch_size=64,
     random_state=0,

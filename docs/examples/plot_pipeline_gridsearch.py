@@ -29,7 +29,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import MLP, AutoencoderKMeans
 from skdeepcluster.metrics import cluster_accuracy_scorer, clustering_scores
 
 X, y = load_digits(return_X_y=True)
@@ -41,7 +41,11 @@ pipe = Pipeline(
         (
             "cluster",
             AutoencoderKMeans(
-                n_clusters=10, hidden_layer_sizes=(64,), epochs=40, n_init=3, random_state=0
+                n_clusters=10,
+                architecture=MLP(hidden_layer_sizes=(64,)),
+                epochs=40,
+                n_init=3,
+                random_state=0,
             ),
         ),
     ]
@@ -76,7 +80,10 @@ fig.tight_layout()
 # unsupervised score could not compare fairly.
 search = GridSearchCV(
     pipe,
-    {"cluster__latent_dim": [2, 10], "cluster__hidden_layer_sizes": [(64,), (128, 64)]},
+    {
+        "cluster__latent_dim": [2, 10],
+        "cluster__architecture__hidden_layer_sizes": [(64,), (128, 64)],
+    },
     scoring=cluster_accuracy_scorer,
     cv=cv,
     n_jobs=1,
@@ -84,7 +91,13 @@ search = GridSearchCV(
 search.fit(X, y)
 results = pd.DataFrame(search.cv_results_)
 print(
-    results[["param_cluster__latent_dim", "param_cluster__hidden_layer_sizes", "mean_test_score"]]
+    results[
+        [
+            "param_cluster__latent_dim",
+            "param_cluster__architecture__hidden_layer_sizes",
+            "mean_test_score",
+        ]
+    ]
     .round(3)
     .to_string(index=False)
 )

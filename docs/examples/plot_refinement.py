@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from skdeepcluster import AutoencoderKMeans
+from skdeepcluster import MLP, AutoencoderKMeans
 from skdeepcluster.metrics import clustering_scores
 from skdeepcluster.plotting import plot_loss_curve
 from skdeepcluster.refine import IDEC, KMeansLoss
@@ -38,7 +38,11 @@ X, y = load_digits(return_X_y=True)
 X = X / 16.0
 
 base = AutoencoderKMeans(
-    n_clusters=10, hidden_layer_sizes=(256, 128), epochs=40, reducer=None, refine=None,
+    n_clusters=10,
+    architecture=MLP(hidden_layer_sizes=(256, 128)),
+    epochs=40,
+    reducer=None,
+    refine=None,
     random_state=0,
 )
 models = {

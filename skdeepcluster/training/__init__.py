@@ -6,6 +6,7 @@ guard, learning-rate schedules, gradient clipping and progress bars are
 callbacks, and so is anything you pass as ``AutoencoderKMeans(callbacks=[...])``.
 """
 
+from ._augment import ImageAugment
 from ._callbacks import (
     Callback,
     EarlyStopping,
@@ -25,6 +26,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "GradientNormClipping",
+    "ImageAugment",
     "LRScheduler",
     "LoopState",
     "NaNGuard",

@@ -2,27 +2,25 @@
 
 The neighbour embedding lays the training rows out jointly, each pulled by its
 own edges in both directions; a new row is placed afterwards against that fixed
-layout, with only its edges to the training rows. So ``predict`` labelled rows
-that ``fit`` never saw less well than the training rows: on 5,000-row halves
-of the MNIST test set, 0.911 against 0.932 (umap-learn's ``transform`` has the
-same gap). Self-labelling (as in SCAN's last step, Van Gansbeke et al., 2020)
-trains a copy of the encoder with a linear layer to predict the clusterer's
-labels of the training rows, with label smoothing, for ``SELF_LABEL_STEPS``
-steps; ``labels_`` and ``predict`` then come from this classifier, the same
-function for training and new rows. Measured (``benchmarks/results/large.md``,
-"New data: self-labelling"): on the six halves of seeds 0-2 the unseen halves'
-ACC 0.911 -> 0.928 with the defaults, the training halves unchanged (the
-classifier reproduces 99.96-100 % of the clusterer's labels), the gap to them
--0.022 -> -0.004. Exploratory variants on the same fits: without label smoothing
-0.913, 150 steps 0.923, 300 steps 0.927, 600 steps 0.929.
+layout, with only its edges to the training rows. So ``predict`` labels rows
+that ``fit`` never saw less well than the training rows (umap-learn's
+``transform`` has the same gap). Self-labelling (as in SCAN's last step, Van
+Gansbeke et al., 2020) trains a copy of the encoder with a linear layer
+(:class:`LabelHead`, :func:`train_label_head`) to predict the clusterer's labels
+of the training rows, with label smoothing, for a fixed budget of steps;
+``labels_`` and ``predict`` then come from this classifier, the same function
+for training and new rows. It reproduces the clusterer's labels of the
+training rows nearly exactly and closes most of the gap on new rows.
 
-Self-training (``self_label_rounds``, :func:`self_train`) then goes beyond the
-clusterer: each round trains the classifier on the rows it is most confident
-about, augmented by ``self_label_augment`` when set, and relabels every row, so
-that what the classifier learnt from its surest rows corrects the doubtful
-ones (as in SCAN's self-labelling, and the self-training of semi-supervised
-learning). On the MNIST test set six rounds with ``self_label_augment=0.1`` took
-the defaults' 0.950 to 0.972 (``benchmarks/results/suite.md``, "Self-training").
+Self-training (:func:`self_train`) then goes beyond the clusterer: each round
+trains the classifier on the rows it is most confident about, augmented when
+asked, and relabels every row, so that what the classifier learnt from its
+surest rows corrects the doubtful ones (as in SCAN's self-labelling, and the
+self-training of semi-supervised learning).
+
+The budgets and weights are parameters of :class:`~skdeepcluster.label.SelfLabel`
+(the keyword defaults here are the same); measurements: the user guide's
+Self-labelling section and ``benchmarks/results/suite.md``.
 """
 
 from __future__ import annotations
@@ -35,47 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._data import TensorSource, batch_bounds, read_sorted_rows
-from ._device import torch_seed_context
-from ._precision import round_rows
-from .training._callbacks import NaNGuard, ProgressBar
-from .training._inference import _apply_batched
-from .training._loop import LoopState, fit_loop
-from .training._pretrain import has_batch_norm
-
-#: Optimisation steps of the classifier (batches of the estimator's ``batch_size``),
-#: whatever the number of rows: the labels are a function of the codes that the
-#: trained encoder already nearly separates, so the steps do not grow with the data.
-SELF_LABEL_STEPS = 300
-
-#: ... but at most this many passes over the rows: 300 steps are 15 passes over the
-#: 5,000 rows where they were measured. Without the cap a few hundred rows would take
-#: hundreds of passes: the test suite's small fits took 405 s in all instead of 210 s.
-SELF_LABEL_MAX_EPOCHS = 15
-
-#: The classifier is kept only when it gives at least this share of the training rows
-#: the clusterer's label: it then learnt the clustering (MNIST test set 0.998-1.000,
-#: its halves 0.9996-1.000, Fashion-MNIST 0.965); below, it did not (a few steps
-#: on tiny data, clusters it cannot tell apart), and the clusterer's labels stay.
-MIN_AGREEMENT = 0.95
-
-#: Label smoothing of the cross-entropy: the classifier does not chase the last
-#: training labels with ever larger logits, which is what makes it generalise
-#: (unseen halves 0.913 without, 0.927 with 0.1; 0.1-0.3 within 0.002).
-LABEL_SMOOTHING = 0.1
-
-#: Self-training: steps of each round (batches of ``batch_size`` rows) ...
-SELF_TRAIN_STEPS = 1000
-
-#: ... but at most this many passes over the round's rows (tiny data).
-#: 1,000 steps are 51 passes over the half of the MNIST test set of the first round.
-SELF_TRAIN_MAX_EPOCHS = 50
-
-#: The share of each cluster's rows the first round trains on (the most confident
-#: ones), and how much it grows each round (all rows from the sixth round on).
-#: Measured on the MNIST test set (``suite.md``, "Self-training"): on seed 0 a
-#: constant 0.5 stopped at 0.966 (three rounds), a share growing from it 0.971.
-FIRST_SHARE, SHARE_STEP = 0.5, 0.1
+from .._data import TensorSource, batch_bounds, read_sorted_rows
+from .._device import torch_seed_context
+from .._precision import round_rows
+from ..training._callbacks import NaNGuard, ProgressBar
+from ..training._inference import _apply_batched
+from ..training._loop import LoopState, fit_loop
+from ..training._pretrain import has_batch_norm
 
 
 class LabelHead(nn.Module):
@@ -104,19 +68,21 @@ class LabelHead(nn.Module):
 class LabelObjective:
     """Loop objective: label-smoothed cross-entropy of the head, for a budget of steps.
 
-    ``augment`` (a batch transform, or None) is applied to each batch. With
-    ``cosine``, the learning rate follows a cosine from the optimizer's rate to
-    0 over the steps (set per step here, not by the epoch-stepped
+    ``augment`` (a batch transform, or None) is applied to each batch;
+    ``label_smoothing`` is that of the cross-entropy. With ``cosine``, the
+    learning rate follows a cosine from the optimizer's rate to 0 over the
+    steps (set per step here, not by the epoch-stepped
     :class:`~skdeepcluster.training.LRScheduler`: a round's budget is in steps,
     and a few long epochs of a large sample would anneal in coarse jumps).
     """
 
     def __init__(
         self, head: LabelHead, labels: torch.Tensor, n_steps: int, *, augment=None,
-        cosine: bool = False, name: str = "self_label_loss",
+        cosine: bool = False, name: str = "self_label_loss", label_smoothing: float = 0.1,
     ) -> None:
         self.head, self.labels, self.n_steps, self.step = head, labels, n_steps, 0
         self.augment, self.cosine, self.name = augment, cosine, name
+        self.label_smoothing = label_smoothing
         self.base_lrs = None
 
     def before_batch(self, state, idx) -> bool:
@@ -136,7 +102,7 @@ class LabelObjective:
             xb = self.augment(xb)
         logits = self.head(xb)
         loss = nn.functional.cross_entropy(
-            logits, self.labels[idx], label_smoothing=LABEL_SMOOTHING
+            logits, self.labels[idx], label_smoothing=self.label_smoothing
         )
         return loss, {self.name: loss.detach()}
 
@@ -149,13 +115,14 @@ class LabelObjective:
 def label_steps(
     n_samples: int,
     batch_size: int,
-    steps: int = SELF_LABEL_STEPS,
-    max_epochs: int = SELF_LABEL_MAX_EPOCHS,
+    steps: int = 300,
+    max_epochs: int = 15,
 ) -> int:
     """A training's steps over ``n_samples`` rows: ``steps``, at most ``max_epochs`` passes.
 
-    The defaults are the self-labelling classifier's budget; a self-training
-    round passes ``SELF_TRAIN_STEPS`` and ``SELF_TRAIN_MAX_EPOCHS``.
+    The defaults are the self-labelling classifier's budget (``SelfLabel``'s
+    ``steps`` and ``max_epochs``); a self-training round passes its
+    ``round_steps`` and ``round_max_epochs``.
     """
     batches = -(-n_samples // max(1, min(batch_size, n_samples)))
     return min(steps, max_epochs * batches)
@@ -188,12 +155,16 @@ def train_label_head(
     seed: int,
     device: torch.device,
     verbose: int = 0,
+    steps: int = 300,
+    max_epochs: int = 15,
+    label_smoothing: float = 0.1,
 ) -> tuple[LabelHead, dict[str, list[float]]]:
     """Train a :class:`LabelHead` on a copy of ``module`` to predict ``labels`` of ``X``'s rows.
 
-    :func:`label_steps` steps of ``batch_size`` rows, drawn from at most
-    ``SELF_LABEL_STEPS * batch_size`` rows of ``X`` (so a large or streamed
-    ``X`` costs no more memory than that sample), with the shared training
+    :func:`label_steps` steps of ``batch_size`` rows (``steps``, at most
+    ``max_epochs`` passes), drawn from at most ``steps * batch_size`` rows of
+    ``X`` (so a large or streamed ``X`` costs no more memory than that
+    sample), with label-smoothed cross-entropy and the shared training
     loop (stage ``'self_label'``, the NaN guard, a progress bar when
     ``verbose``). ``module`` is not changed; ``seed`` fixes the rows, the
     head's initial weights and the batches. Returns the head (eval mode) and
@@ -204,23 +175,25 @@ def train_label_head(
         return _train_label_head(
             module, X, labels, n_codes=n_codes, n_clusters=n_clusters,
             batch_size=batch_size, optimizer_factory=optimizer_factory, seed=seed,
-            device=device, verbose=verbose,
+            device=device, verbose=verbose, steps=steps, max_epochs=max_epochs,
+            label_smoothing=label_smoothing,
         )
 
 
 def _train_label_head(
     module, X, labels, *, n_codes, n_clusters, batch_size, optimizer_factory, seed, device,
-    verbose,
+    verbose, steps, max_epochs, label_smoothing,
 ):
     generator = np.random.default_rng(seed)
-    n_steps = label_steps(X.shape[0], batch_size)
+    n_steps = label_steps(X.shape[0], batch_size, steps, max_epochs)
     rows, sample = draw_rows(X, n_steps * batch_size, generator)
     source = TensorSource(torch.from_numpy(sample).to(device))
     target = torch.as_tensor(labels[rows], dtype=torch.int64, device=device)
     head = LabelHead(copy.deepcopy(module), n_codes, n_clusters).to(device)
     batches = torch.Generator().manual_seed(int(generator.integers(2**31)))
+    objective = LabelObjective(head, target, n_steps, label_smoothing=label_smoothing)
     tripped, history = _fit_head(
-        LabelObjective(head, target, n_steps), source, batch_size, optimizer_factory, batches,
+        objective, source, batch_size, optimizer_factory, batches,
         desc="self-labelling" if verbose else None,
         hint="The clusterer's labels are kept (no self-labelling).",
     )
@@ -290,16 +263,21 @@ def self_train(
     seed: int,
     device: torch.device,
     verbose: int = 0,
+    steps: int = 1000,
+    max_epochs: int = 50,
+    first_share: float = 0.5,
+    share_step: float = 0.1,
+    label_smoothing: float = 0.1,
 ) -> tuple[LabelHead | None, dict[str, list[float]]]:
     """``n_rounds`` rounds of self-training of a copy of ``head`` on ``X``'s rows.
 
     Round ``r`` labels the rows with the classifier, keeps the most confident
-    ``FIRST_SHARE + r * SHARE_STEP`` of each cluster (:func:`confident_rows`)
-    and trains on them for ``SELF_TRAIN_STEPS`` steps (at most
-    ``SELF_TRAIN_MAX_EPOCHS`` passes), with a cosine learning rate from
-    ``optimizer_factory``'s, label smoothing, and the batch augmentation
-    ``augment(seed)`` builds (None: none). The rows are at most
-    ``SELF_TRAIN_STEPS * batch_size`` of ``X`` drawn once. ``head`` is not
+    ``min(1, first_share + r * share_step)`` of each cluster
+    (:func:`confident_rows`) and trains on them for ``steps`` steps (at most
+    ``max_epochs`` passes), with a cosine learning rate from
+    ``optimizer_factory``'s, cross-entropy smoothed by ``label_smoothing``,
+    and the batch augmentation ``augment(seed)`` builds (None: none). The rows
+    are at most ``steps * batch_size`` of ``X`` drawn once. ``head`` is not
     changed. Returns the trained copy (eval mode; None when a round diverged)
     and its history (``'self_train_loss'``, per epoch of every round).
     """
@@ -307,15 +285,17 @@ def self_train(
         return _self_train(
             head, X, n_rounds=n_rounds, batch_size=batch_size,
             optimizer_factory=optimizer_factory, augment=augment, seed=seed, device=device,
-            verbose=verbose,
+            verbose=verbose, steps=steps, max_epochs=max_epochs, first_share=first_share,
+            share_step=share_step, label_smoothing=label_smoothing,
         )
 
 
 def _self_train(
-    head, X, *, n_rounds, batch_size, optimizer_factory, augment, seed, device, verbose
+    head, X, *, n_rounds, batch_size, optimizer_factory, augment, seed, device, verbose, steps,
+    max_epochs, first_share, share_step, label_smoothing,
 ):
     generator = np.random.default_rng(seed)
-    _, sample = draw_rows(X, SELF_TRAIN_STEPS * batch_size, generator)
+    _, sample = draw_rows(X, steps * batch_size, generator)
     rows_on_device = torch.from_numpy(sample).to(device)
     batches = torch.Generator().manual_seed(int(generator.integers(2**31)))
     transform = None if augment is None else augment(int(generator.integers(2**31)))
@@ -323,13 +303,14 @@ def _self_train(
     history: dict[str, list[float]] = {"self_train_loss": []}
     for round_ in range(n_rounds):
         logits = predict_logits(head, sample, device=device)
-        rows = confident_rows(logits, min(1.0, FIRST_SHARE + round_ * SHARE_STEP))
+        rows = confident_rows(logits, min(1.0, first_share + round_ * share_step))
         source = TensorSource(rows_on_device[torch.from_numpy(rows).to(device)])
         objective = LabelObjective(
             head,
             torch.as_tensor(logits[rows].argmax(axis=1), dtype=torch.int64, device=device),
-            label_steps(rows.size, batch_size, SELF_TRAIN_STEPS, SELF_TRAIN_MAX_EPOCHS),
+            label_steps(rows.size, batch_size, steps, max_epochs),
             augment=transform, cosine=True, name="self_train_loss",
+            label_smoothing=label_smoothing,
         )
         desc = f"self-training {round_ + 1}/{n_rounds}" if verbose else None
         tripped, round_history = _fit_head(
