@@ -27,13 +27,16 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names,
     _check_n_features,
+    check_is_fitted,
     validate_data,
 )
 
+from . import _partitioned as partitioned
 from . import _plan, _stages
 from ._data import check_stream, max_abs, streamable, warn_if_badly_scaled
 from ._device import torch_seed_context, torch_threads
 from ._fitted import FittedModelMixin
+from ._partitioned import is_dask_collection
 from ._progress import stage_bar
 from ._warn import warn_user
 from .training import LOSSES, OPTIMIZERS, encode_array
@@ -749,13 +752,19 @@ class AutoencoderKMeans(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Samples to embed; each row's embedding depends on that row alone.
+            Samples to embed; each row's embedding depends on that row alone. A
+            Dask array or DataFrame is embedded block by block, lazily, on the
+            workers (see :ref:`scaling`).
 
         Returns
         -------
         embedding : ndarray of shape (n_samples, n_embedding)
-            The space in which ``cluster_centers_`` live.
+            The space in which ``cluster_centers_`` live (a Dask array, or a Dask
+            DataFrame for a Dask DataFrame).
         """
+        if is_dask_collection(X):
+            check_is_fitted(self)
+            return partitioned.transform(self, X)
         return self._transform(X)
 
     @property

@@ -15,10 +15,12 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
+from . import _partitioned as partitioned
 from . import _plan
 from ._clustering import assign_nearest
 from ._device import available_device, torch_threads
 from ._networks import _module_device
+from ._partitioned import is_dask_collection
 from .label._head import predict_labels
 from .training import decode_array, encode_array, reconstruct_array
 
@@ -65,13 +67,18 @@ class FittedModelMixin:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            New data.
+            New data; a Dask array or DataFrame is labelled block by block, lazily,
+            on the workers (see :ref:`scaling`).
 
         Returns
         -------
         labels : ndarray of shape (n_samples,)
-            Cluster index of each sample.
+            Cluster index of each sample (a Dask array, or a Dask Series for a
+            Dask DataFrame, equal to the in-memory labels bit for bit).
         """
+        if is_dask_collection(X):
+            check_is_fitted(self)
+            return partitioned.predict(self, X)
         return self._labels(self._check_new_X(X))
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Loaders for MNIST and Fashion-MNIST, and a strict reader of IDX files.
+"""Loaders for MNIST and Fashion-MNIST, a strict reader of IDX files, and :func:`open_rows`.
 
 The loaders look for the four standard IDX files (plain or gzip-compressed)
 in, in this order: an explicit ``path``, ``<data_home>/mnist`` (or
@@ -6,7 +6,8 @@ in, in this order: an explicit ``path``, ``<data_home>/mnist`` (or
 ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``
 package). With ``download=True`` missing files are fetched from canonical
 mirrors into the data home and checked against their published SHA-256
-digests before use. Nothing is downloaded unless asked for.
+digests before use. Nothing is downloaded unless asked for. :func:`open_rows`
+opens folders of ``.npy`` shards, Parquet and Zarr data, read on demand.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._sources import open_rows
+
 __all__ = [
     "get_data_home",
     "load_fashion_mnist",
     "load_mnist",
+    "open_rows",
     "read_idx",
 ]
 

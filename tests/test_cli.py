@@ -266,7 +266,7 @@ def _write_bad_inputs(tmp_path):
         (["ok.npy", "-k", "two"], ["invalid int value"]),
         (["ok.npy"], ["required", "--n-clusters"]),
         (["ok.npy", "-k", "2", "--bogus"], ["unrecognized arguments"]),
-        (["directory", "-k", "2"], ["is a directory"]),
+        (["directory", "-k", "2"], ["holds no .npy or .parquet files"]),
     ],
 )
 def test_errors_are_one_line_exit_2(tmp_path, capsys, monkeypatch, args, fragments):

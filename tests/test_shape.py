@@ -143,6 +143,7 @@ def test_nested_parameters_without_an_object_are_refused(component, given):
     assert getattr(est, component) == given
 
 
+@pytest.mark.filterwarnings("ignore:self_label=SelfLabel")
 def test_self_label_rounds_grid_search(blobs):
     X, _ = blobs
     est = AutoencoderKMeans(3, random_state=0, **LABEL_FAST)

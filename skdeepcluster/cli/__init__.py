@@ -4,8 +4,9 @@ Two subcommands:
 
 * ``demo`` (also what runs without arguments): AutoencoderKMeans against
   k-means on scikit-learn's digits, as a table of ACC, NMI, ARI and fit time;
-* ``cluster DATA``: cluster a file (``.npy``, ``.npz``, ``.csv``, IDX) or a
-  named data set (``digits``, ``mnist``, ``fashion-mnist``) and write labels,
+* ``cluster DATA``: cluster a file (``.npy``, ``.npz``, ``.csv``, IDX), data
+  read on demand (Parquet, Zarr, a folder of ``.npy`` shards) or a named data
+  set (``digits``, ``mnist``, ``fashion-mnist``) and write labels,
   embedding, model, a JSON summary and plots to an output folder, which is
   replaced as a whole once every file is written (see ``_output._OutputFolder``).
 
@@ -16,7 +17,8 @@ and exit status 2.
 The modules, each readable alone: ``_main`` (``main``: parse, dispatch, exit
 status), ``_args`` (the argument parser and option checks), ``_params`` (the
 options as ``AutoencoderKMeans`` parameters), ``_readers`` (DATA: ``.npy``,
-``.npz``, CSV, IDX, named data sets), ``_output`` (the output folder, replaced
+``.npz``, CSV, IDX, named data sets; Parquet, Zarr and shards through
+``skdeepcluster._sources``), ``_output`` (the output folder, replaced
 in one step), ``_commands`` (the ``cluster`` and ``demo`` commands, plots and
 summary) and ``_common`` (the program name, ``CLIError``, message helpers).
 """

@@ -31,15 +31,27 @@ DATA may be:
   file.npz                  array 'X' or 'data'; labels from 'y', 'target' or 'labels'
   file.csv                  numeric columns, comma-separated; header auto-detected;
                             --label-column takes one column out as labels
+  file.parquet, FOLDER      a Parquet file, or a folder of .parquet files (a data
+                            set, sorted paths): numeric columns are the features,
+                            --label-column takes one out as labels (needs pyarrow:
+                            pip install "skdeepcluster[parquet]")
+  FOLDER.zarr               a Zarr store: one 2-D array, or a group with 'X' or
+                            'data' and labels 'y' or 'labels' (needs zarr:
+                            pip install "skdeepcluster[zarr]")
+  FOLDER                    2-D *.npy shards with the same columns, in sorted name
+                            order, memory-mapped; labels*.npy files: the labels
   *-idx3-ubyte[.gz]         IDX images (flattened, uint8 scaled to [0, 1]); the
                             matching *-labels-idx1-ubyte[.gz] is used when present
   digits                    scikit-learn's 8x8 digits, scaled to [0, 1]
   mnist, fashion-mnist      via skdeepcluster.datasets (--data-path, --data-home,
                             --download, --subset)
+Parquet, Zarr and shards are read on demand: the estimator streams them in blocks
+when they exceed 1 GiB as float32, and copies smaller ones into memory.
 
-outputs (in --out DIR): labels.csv (index,label), embedding.npy, model.joblib,
-summary.json (command line, estimator parameters, sizes, fit time; ACC/NMI/ARI
-when labels are known) and PNG plots (unless --no-plots; needs matplotlib).
+outputs (in --out DIR): labels.csv (index,label; labels.npy or labels.parquet with
+--labels-format), embedding.npy, model.joblib, summary.json (command line,
+estimator parameters, input format, sizes, fit time; ACC/NMI/ARI when labels are
+known) and PNG plots (unless --no-plots; needs matplotlib).
 DIR must be new or empty: one holding files is refused (exit status 2) unless
 --overwrite is given, and --overwrite replaces only an earlier run's results
 (a folder with a summary.json, holding no files but those it lists: files you
@@ -52,6 +64,8 @@ examples:
   {PROG} cluster mnist -k 10 --image-shape 1,28,28 --out mnist_run
   {PROG} cluster data.csv -k 3 --label-column species --hidden-layer-sizes 64,32
   {PROG} cluster t10k-images-idx3-ubyte.gz -k 10 --pca-components 5
+  {PROG} cluster events.parquet -k 8 --label-column kind --labels-format parquet
+  {PROG} cluster shards/ -k 10 --max-samples 1000000
 """
 
 
@@ -221,7 +235,8 @@ def _add_data_options(data) -> None:
     data.add_argument(
         "--label-column",
         metavar="COL",
-        help="CSV column (name or 0-based index, negative from the end) holding labels",
+        help="CSV or Parquet column (name or 0-based index, negative from the end) "
+        "holding labels",
     )
     data.add_argument(
         "--max-samples", type=int, metavar="N", help="use only the first N samples"
@@ -262,6 +277,13 @@ def _add_output_options(output) -> None:
         "you added), which would be deleted",
     )
     output.add_argument("--no-plots", action="store_true", help="do not write PNG plots")
+    output.add_argument(
+        "--labels-format",
+        choices=["csv", "npy", "parquet"],
+        default="csv",
+        help="file of the labels: labels.csv (index,label; the default), labels.npy (a 1-D "
+        "int64 array) or labels.parquet (columns index, label; needs pyarrow)",
+    )
 
 
 # ------------------------------------------------------------- option checks
@@ -284,4 +306,11 @@ def _check_cluster_options(args: argparse.Namespace) -> None:
         _parse_hidden(args.hidden_layer_sizes)
     if args.pca_components is not None:
         _parse_pca(args.pca_components)
+    if args.labels_format == "parquet":
+        from .._sources import require
+
+        try:
+            require("pyarrow.parquet", "parquet", "--labels-format parquet")
+        except ImportError as exc:
+            raise CLIError(_one_line(exc)) from None
     _check_device(args.device)

@@ -52,9 +52,30 @@ def _figure_of(obj: Any):
     return obj
 
 
+#: Rows of data read on demand (shards, Parquet, Zarr) that the plots draw from.
+_PLOT_ROWS = 5000
+
+
+def _plot_rows(X, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` and ``labels`` to plot: all of an array; a sample of data read on demand.
+
+    The sample holds ``_PLOT_ROWS`` rows at random and up to 16 of each cluster
+    (so that the montage shows every cluster), read in increasing order.
+    """
+    if isinstance(X, np.ndarray) or X.shape[0] <= _PLOT_ROWS:
+        return np.asarray(X), labels
+    rng = np.random.default_rng(0)
+    rows = [rng.choice(X.shape[0], size=_PLOT_ROWS, replace=False)]
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        rows.append(rng.choice(members, size=min(16, members.size), replace=False))
+    rows = np.unique(np.concatenate(rows))
+    return X[rows], labels[rows]  # a ShardedArray reads only the blocks holding them
+
+
 def _plot_jobs(plotting, model, data: _Dataset, labels: np.ndarray, image_shape):
     """``(filename, draw)`` for every plot that applies to this run."""
-    X = data.X
+    X, labels = _plot_rows(data.X, labels)
     trained = model.architecture_ != "none"  # no loss curve, no reconstructions without one
     jobs = [("embedding.png", lambda: plotting.plot_embedding(model, X, labels=labels))]
     if trained:
@@ -128,7 +149,9 @@ def _input_paths(args: argparse.Namespace) -> list[Path]:
 def _load_cluster_data(args: argparse.Namespace) -> _Dataset:
     data = load_data(args.data, args)
     if args.max_samples is not None and args.max_samples < data.X.shape[0]:
-        data.X = data.X[: args.max_samples]
+        # The first rows; of data read on demand, still read on demand.
+        head = getattr(data.X, "head", None)
+        data.X = head(args.max_samples) if head is not None else data.X[: args.max_samples]
         data.y = data.y[: args.max_samples] if data.y is not None else None
     if args.n_clusters > data.X.shape[0]:
         raise CLIError(
@@ -143,6 +166,27 @@ def _save_labels(labels: np.ndarray, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(["index", "label"])
         writer.writerows(zip(range(len(labels)), labels.tolist(), strict=True))
+
+
+def _save_labels_npy(labels: np.ndarray, path: Path) -> None:
+    np.save(path, np.asarray(labels, dtype=np.int64))
+
+
+def _save_labels_parquet(labels: np.ndarray, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    index = np.arange(len(labels), dtype=np.int64)
+    table = pa.table({"index": index, "label": np.asarray(labels, dtype=np.int64)})
+    pq.write_table(table, path)
+
+
+#: ``--labels-format``: the labels file and its writer.
+_LABEL_WRITERS = {
+    "csv": ("labels.csv", _save_labels),
+    "npy": ("labels.npy", _save_labels_npy),
+    "parquet": ("labels.parquet", _save_labels_parquet),
+}
 
 
 def _save_json(obj: Any, path: Path) -> None:
@@ -171,15 +215,17 @@ def _write_results(folder: _OutputFolder, run: _Run, args: argparse.Namespace) -
     from .. import __version__
 
     model, data, labels = run.model, run.data, run.labels
-    folder.write("labels.csv", functools.partial(_save_labels, labels))
+    labels_file, save_labels = _LABEL_WRITERS[args.labels_format]
+    folder.write(labels_file, functools.partial(save_labels, labels))
     folder.write("embedding.npy", lambda path: np.save(path, run.embedding))
     folder.write("model.joblib", functools.partial(joblib.dump, model))
-    files = ["labels.csv", "embedding.npy", "model.joblib", "summary.json"]
+    files = [labels_file, "embedding.npy", "model.joblib", "summary.json"]
     if not args.no_plots:
         files += _write_plots(model, data, labels, run.image_shape, folder)
     summary = {
         "command": [PROG, *args.argv],
         "data": data.source,
+        "input_format": data.input_format,
         "n_samples": data.X.shape[0],
         "n_features": data.X.shape[1],
         "n_clusters": args.n_clusters,

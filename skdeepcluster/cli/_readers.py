@@ -1,10 +1,13 @@
-"""The readers of DATA: ``.npy``, ``.npz``, ``.csv``, IDX files and named data sets.
+"""The readers of DATA: ``.npy``, ``.npz``, ``.csv``, IDX files, named data sets, and data
+read on demand (folders of ``.npy`` shards, Parquet, Zarr).
 
 :func:`load_data` reads a file or a data set name (``digits``, ``mnist``,
 ``fashion-mnist``) into a ``_Dataset`` (features, labels when known, image
-shape when known, a description of the source), or raises :class:`CLIError`
-with a message that names the file, and where possible the line and column,
-at fault.
+shape when known, a description of the source, the input format), or raises
+:class:`CLIError` with a message that names the file, and where possible the
+line and column, at fault. Folders of shards, Parquet and Zarr are opened by
+:mod:`skdeepcluster._sources`: their ``X`` is a ``ShardedArray``, whose rows
+are read when the estimator streams them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ._common import CLIError, _one_line
+from ._common import CLIError, _one_line, _os_error
 
 _NAMED_DATASETS = {
     "digits": "digits",
@@ -34,10 +38,11 @@ _IDX_PATTERN = re.compile(r"idx\d+-ubyte(\.gz)?$", re.IGNORECASE)
 
 @dataclass
 class _Dataset:
-    X: np.ndarray
+    X: Any  # an ndarray, or a ShardedArray read on demand
     y: np.ndarray | None
     image_shape: tuple[int, int, int] | None
     source: str
+    input_format: str = ""  # recorded in summary.json
 
 
 def _check_matrix(X: np.ndarray, source: str) -> np.ndarray:
@@ -333,32 +338,78 @@ def _load_named(name: str, args: argparse.Namespace) -> _Dataset:
     return _Dataset(X, y, (1, 28, 28), f"{name} ({args.subset})")
 
 
+def _load_lazy(path: Path, label_column: str | None) -> _Dataset:
+    """A folder of ``.npy`` shards, a Parquet file or data set, or a Zarr store."""
+    from .._sources import open_source
+
+    try:
+        opened = open_source(path, label_column=label_column)
+    except ImportError as exc:
+        raise CLIError(_one_line(exc)) from None
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {_os_error(exc)}") from None
+    except ValueError as exc:  # pyarrow's and zarr's errors too, which may not name the file
+        message = _one_line(exc)
+        if str(path) not in message:
+            message = f"cannot read {path}: {message}"
+        raise CLIError(message) from None
+    y = opened.y
+    if y is not None:
+        y = _check_labels(y, opened.X.shape[0], str(path))
+    return _Dataset(opened.X, y, None, opened.X.source, opened.format)
+
+
+def _input_format(name: str) -> str:
+    """The format of a DATA file by its name: 'npy', 'npz', 'csv', 'idx' or '' (another)."""
+    for suffix in (".npy", ".npz", ".csv"):
+        if name.endswith(suffix):
+            return suffix[1:]
+    return "idx" if _IDX_PATTERN.search(name) else ""
+
+
 def load_data(spec: str, args: argparse.Namespace) -> _Dataset:
-    """Read DATA (a file or a data-set name) into a dataset, or raise CLIError."""
+    """Read DATA (a file, a folder or a data-set name) into a dataset, or raise CLIError."""
     path = Path(spec).expanduser()
     if not path.exists() and spec.lower() in _NAMED_DATASETS:
         if args.label_column is not None:
-            raise CLIError("--label-column applies only to CSV files.")
-        return _load_named(_NAMED_DATASETS[spec.lower()], args)
+            raise CLIError("--label-column applies only to CSV and Parquet files.")
+        data = _load_named(_NAMED_DATASETS[spec.lower()], args)
+        data.input_format = "dataset"
+        return data
     if not path.exists():
         raise CLIError(
-            f"{spec}: no such file (nor one of the data sets "
+            f"{spec}: no such file or folder (nor one of the data sets "
             "'digits', 'mnist', 'fashion-mnist')."
         )
-    if path.is_dir():
-        raise CLIError(f"{spec} is a directory; pass a data file.")
     name = path.name.lower()
+    if path.is_dir() or name.endswith(".parquet"):
+        if args.label_column is not None and not _is_parquet(path):
+            raise CLIError("--label-column applies only to CSV and Parquet files.")
+        return _load_lazy(path, args.label_column)
     if args.label_column is not None and not name.endswith(".csv"):
-        raise CLIError("--label-column applies only to CSV files.")
-    if name.endswith(".npy"):
-        return _load_npy(path)
-    if name.endswith(".npz"):
-        return _load_npz(path)
-    if name.endswith(".csv"):
-        return _load_csv(path, args.label_column)
-    if _IDX_PATTERN.search(name):
-        return _load_idx(path)
-    raise CLIError(
-        f"{spec}: unsupported file type; use .npy, .npz, .csv or an IDX file "
-        "(*-idx3-ubyte[.gz])."
-    )
+        raise CLIError("--label-column applies only to CSV and Parquet files.")
+    loaders = {
+        "npy": _load_npy,
+        "npz": _load_npz,
+        "csv": lambda p: _load_csv(p, args.label_column),
+        "idx": _load_idx,
+    }
+    kind = _input_format(name)
+    if not kind:
+        raise CLIError(
+            f"{spec}: unsupported file type; use .npy, .npz, .csv, .parquet, an IDX file "
+            "(*-idx3-ubyte[.gz]), or a folder (of .npy shards, of .parquet files, or a Zarr "
+            "store)."
+        )
+    data = loaders[kind](path)
+    data.input_format = kind
+    return data
+
+
+def _is_parquet(path: Path) -> bool:
+    from .._sources import source_format
+
+    try:
+        return source_format(path) == "parquet"
+    except ValueError:  # .npy and .parquet files together: reported by the reader
+        return True
