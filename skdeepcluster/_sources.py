@@ -27,8 +27,9 @@ from ._data import STREAM_BLOCK_BYTES, release_pages
 __all__ = ["ShardedArray", "open_rows"]
 
 #: Names of the features and labels arrays in a Zarr group (as in ``.npz`` files).
-_ZARR_X = ("X", "data")
-_ZARR_Y = ("y", "labels")
+#: The names of the features and labels arrays in a Zarr group or a ``.npz`` archive.
+_X_NAMES = ("X", "x", "data")
+_Y_NAMES = ("y", "target", "labels")
 
 #: Label shards in a folder of ``.npy`` shards: ``labels*.npy``.
 _LABELS_PREFIX = "labels"
@@ -46,9 +47,17 @@ def require(module: str, extra: str, what: str):
 
 
 def _float_dtype(dtypes) -> np.dtype:
-    """The float dtype of the rows: float32 when every part is float32 or less, else float64."""
-    small = all(np.dtype(d).kind == "f" and np.dtype(d).itemsize <= 4 for d in dtypes)
-    return np.dtype(np.float32 if small else np.float64)
+    """The float dtype of the rows: float32 when it holds every part's values exactly
+    (floats of at most 4 bytes, booleans and integers of at most 2: pixels, counts),
+    else float64."""
+    return np.dtype(np.float32 if all(map(_exact_in_float32, dtypes)) else np.float64)
+
+
+def _exact_in_float32(dtype) -> bool:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return dtype.itemsize <= 4
+    return dtype.kind == "b" or (dtype.kind in "iu" and dtype.itemsize <= 2)
 
 
 def _check_numeric(dtype, where: str) -> None:
@@ -379,19 +388,29 @@ def _open_npy_shards(path: Path) -> Opened:
     return Opened(X, _npy_labels(label_files, X.shape[0]), "npy-shards")
 
 
-def _zarr_member(group, path: Path):
-    """The features array of a Zarr group and its labels array (or None)."""
-    keys = sorted(group.array_keys())
-    x_key = next((k for k in _ZARR_X if k in keys), None)
+def member_keys(keys, where: str, *, x_names=_X_NAMES, y_names=_Y_NAMES):
+    """The names of the features array and of the labels array (or None) among ``keys``.
+
+    The features are the first of ``x_names`` present, else the one array that is not
+    a label array; a ``ValueError`` naming ``where`` and its arrays otherwise. Shared by
+    the Zarr groups here and the CLI's ``.npz`` reader.
+    """
+    keys = sorted(keys)
+    x_key = next((k for k in x_names if k in keys), None)
     if x_key is None:
-        others = [k for k in keys if k not in _ZARR_Y]
+        others = [k for k in keys if k not in y_names]
         if len(others) != 1:
             raise ValueError(
-                f"the Zarr group {path} has no array named 'X' or 'data' (it holds: "
+                f"{where} has no array named 'X' or 'data' (it holds: "
                 f"{', '.join(keys) or 'no arrays'})."
             )
         x_key = others[0]
-    y_key = next((k for k in _ZARR_Y if k in keys), None)
+    return x_key, next((k for k in y_names if k in keys), None)
+
+
+def _zarr_member(group, path: Path):
+    """The features array of a Zarr group and its labels array (or None)."""
+    x_key, y_key = member_keys(group.array_keys(), f"the Zarr group {path}")
     return group[x_key], (group[y_key] if y_key else None)
 
 

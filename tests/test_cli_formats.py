@@ -319,7 +319,9 @@ def test_dtypes_are_float32_or_float64(tmp_path):
     for name, array in parts.items():
         np.save(tmp_path / "f32" / name, array)
     assert open_rows(tmp_path / "f32").dtype == np.float32
-    np.save(tmp_path / "f32" / "c.npy", np.ones((2, 3), np.int8))
+    np.save(tmp_path / "f32" / "c.npy", np.ones((2, 3), np.uint8))  # pixels: exact
+    assert open_rows(tmp_path / "f32").dtype == np.float32
+    np.save(tmp_path / "f32" / "d.npy", np.ones((2, 3), np.int32))  # not exact in float32
     X = open_rows(tmp_path / "f32")
     assert X.dtype == np.float64 and np.asarray(X).dtype == np.float64
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._sources import member_keys
 from ._common import CLIError, _one_line, _os_error
 
 _NAMED_DATASETS = {
@@ -132,19 +133,12 @@ def _load_npz(path: Path) -> _Dataset:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, EOFError) as exc:
         raise CLIError(f"cannot read {path} as a .npz file: {_one_line(exc)}") from None
-    x_key = next((k for k in ("X", "x", "data") if k in arrays), None)
-    label_keys = ("y", "target", "labels")
-    if x_key is None:
-        others = [k for k in arrays if k not in label_keys]
-        if len(others) != 1:
-            raise CLIError(
-                f"{path} has no array named 'X' or 'data' (it holds: "
-                f"{', '.join(sorted(arrays)) or 'nothing'})."
-            )
-        x_key = others[0]
+    try:
+        x_key, y_key = member_keys(arrays, str(path))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     source = f"{path}['{x_key}']"
     X = _check_matrix(arrays[x_key], source)
-    y_key = next((k for k in label_keys if k in arrays), None)
     y = _check_labels(arrays[y_key], X.shape[0], str(path)) if y_key else None
     return _Dataset(X, y, None, str(path))
 
