@@ -1,11 +1,15 @@
 """The :class:`AutoencoderKMeans` estimator.
 
-Parameters, their constraints, the docstring, a ``fit`` that reads as a list
-of stages over a resolved plan (:mod:`skdeepcluster._plan`), inference and
-pickling. The work itself lives in the packages next to it: the networks,
-``training/`` (one loop with callbacks), ``embedding/`` (the neighbour
-embedding), ``_clustering.py`` and ``refine/`` (one strategy per module). See
+Parameters, their constraints, the docstring, and a ``fit`` that reads as a
+list of stages (:mod:`skdeepcluster._stages`) over a resolved plan
+(:mod:`skdeepcluster._plan`); inference and pickling are in
+:mod:`skdeepcluster._fitted`. The work itself lives in the packages next to
+it: the networks, ``training/`` (one loop with callbacks), ``embedding/``
+(the neighbour embedding), ``label/`` and ``refine/`` (strategies). See
 ``docs/architecture.rst`` for the data flow.
+
+Over 600 lines for a reason: the numpydoc of the public class (its docstring
+is 245 lines) and of its public methods; the code itself is about 400 lines.
 """
 
 from __future__ import annotations
