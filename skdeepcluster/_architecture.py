@@ -190,6 +190,11 @@ class ConvNet(NetworkSpec):
 SHORTCUTS = {"mlp": MLP, "conv": ConvNet}
 
 
+def output_activation(architecture):
+    """The output activation of a network object (None for a string shortcut)."""
+    return architecture.output_activation if isinstance(architecture, NetworkSpec) else None
+
+
 def int_sequence(value, name: str, *, allow_empty: bool) -> tuple[int, ...]:
     """``value`` as a tuple of positive ints; a ``ValueError`` naming ``name`` otherwise."""
     sizes = np.asarray(value, dtype=object).ravel()

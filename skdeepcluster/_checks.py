@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from ._architecture import ConvNet, NetworkSpec
+from ._architecture import output_activation
 from ._clustering import is_affine
 from ._networks import check_encode_decode
 from .embedding import NeighborEmbedding
@@ -21,28 +21,44 @@ from .refine import RefinementStrategy
 from .training._callbacks import HOOKS as CALLBACK_HOOKS
 from .training._callbacks import Callback
 
-#: Built-in clusterers that refinement can work with (they define the centres).
-_KMEANS_CLUSTERERS = ("auto", "kmeans", "minibatch_kmeans")
+#: Built-in clusterers that refinement can work with (they define the centres):
+#: ``'auto'`` is k-means wherever refinement can run (an affine second stage has
+#: no neighbour graph to find communities in).
+KMEANS_CLUSTERERS = ("auto", "kmeans", "minibatch_kmeans")
 
 
-def check_params(est, shape: tuple[int, int], *, stream: bool, partial: bool) -> None:
-    """Refuse the combinations of ``est``'s parameters that cannot run on ``X`` of ``shape``."""
+def check_params(
+    est, shape: tuple[int, int], *, stream: bool, partial: bool, architecture: str, reducer
+) -> None:
+    """Refuse the combinations of ``est``'s parameters that cannot run on ``X`` of ``shape``.
+
+    ``architecture`` is the network the plan resolved (``'none'``, ``'mlp'``,
+    ``'conv'`` or ``'module'``) and ``reducer`` its second stage before sizing
+    (``'auto'``, an estimator or None), so that the rules read what the fit
+    will do rather than derive it again.
+    """
     for name in ("architecture", "augment", "self_label", "refine"):
         value = getattr(est, name)
         if hasattr(value, "_validate_params"):
             value._validate_params()
     _check_data(est, shape, stream=stream, partial=partial)
     _check_no_network(est)
-    _check_network(est, shape)
+    _check_network(est, shape, architecture)
     _check_augment(est)
     check_callbacks(est.callbacks)
     _check_refine(est)
     _check_self_label(est)
-    _check_clusterer(est, partial=partial)
+    _check_clusterer(est, reducer)
 
 
-def _is_auto(value) -> bool:
+def is_auto(value) -> bool:
+    """Whether ``value`` is the string ``'auto'`` (and not an object or an array)."""
     return isinstance(value, str) and value == "auto"
+
+
+def has_graph(reducer) -> bool:
+    """Whether the (unfitted) reducer of the plan is a neighbour embedding, with a graph."""
+    return is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
 
 
 def _multi_device(est) -> bool:
@@ -73,7 +89,7 @@ def _check_no_network(est) -> None:
         asked["augment"] = est.augment
     if est.noise:
         asked["noise"] = est.noise
-    if est.refine is not None and not _is_auto(est.refine):
+    if est.refine is not None and not is_auto(est.refine):
         asked["refine"] = est.refine
     if est.self_label is True or isinstance(est.self_label, SelfLabel):
         asked["self_label"] = est.self_label
@@ -85,26 +101,21 @@ def _check_no_network(est) -> None:
         )
 
 
-def _check_network(est, shape) -> None:
+def _check_network(est, shape, architecture: str) -> None:
     """The convolutional network's image shape, the user's module, ``input_pca``."""
-    architecture = est.architecture
-    conv = isinstance(architecture, ConvNet) or architecture == "conv" or (
-        architecture == "auto" and est.image_shape is not None and est.module is None
-    )
-    if conv and est.image_shape is None and est.module is None:  # 'auto' has image_shape
+    if architecture == "conv" and est.image_shape is None:
         raise ValueError(f"architecture={est.architecture!r} needs image_shape=(C, H, W).")
     if isinstance(est.module, torch.nn.Module):
         check_encode_decode(est.module, est.module)
     value = est.input_pca
-    if value is None or _is_auto(value):
+    if value is None or is_auto(value):
         return
-    if est.module is not None or conv:
+    if architecture not in ("mlp", "none"):
         raise ValueError(
             f"input_pca={value} projects the input for a fully connected network or none; "
-            f"it cannot be combined with the {'module' if est.module is not None else 'conv'!r}"
-            " network. Use input_pca=None."
+            f"it cannot be combined with the {architecture!r} network. Use input_pca=None."
         )
-    activation = getattr(est.architecture, "output_activation", None)
+    activation = output_activation(est.architecture)
     if activation is not None:
         raise ValueError(
             f"input_pca={value} decodes through the principal components, which an "
@@ -121,7 +132,7 @@ def _check_augment(est) -> None:
     """Image augmentation needs ``image_shape`` and one device; mask noise below 1."""
     own = getattr(est.self_label, "augment", None)
     augments = {"augment": est.augment}
-    if own is not None and not _is_auto(own):
+    if own is not None and not is_auto(own):
         augments["self_label__augment"] = own
     for name, value in augments.items():
         if value is not None and not callable(getattr(value, "make", None)):
@@ -173,9 +184,9 @@ def check_callbacks(callbacks) -> None:
 def _check_refine(est) -> None:
     """A refinement moves k-means centres through an affine second stage."""
     refine = est.refine
-    if refine is None or _is_auto(refine):
+    if refine is None or is_auto(refine):
         return
-    if not (isinstance(est.clusterer, str) and est.clusterer in _KMEANS_CLUSTERERS):
+    if not (isinstance(est.clusterer, str) and est.clusterer in KMEANS_CLUSTERERS):
         raise ValueError(
             f"refine={refine!r} needs clusterer='kmeans', got "
             f"{est.clusterer!r}; use refine=None (or 'auto') with other clusterers."
@@ -198,7 +209,7 @@ def _check_self_label(est) -> None:
     strategy = est.self_label
     if not isinstance(strategy, SelfLabel):
         return
-    own_augment = strategy.augment is not None and not _is_auto(strategy.augment)
+    own_augment = strategy.augment is not None and not is_auto(strategy.augment)
     if own_augment and not (strategy.rounds or strategy.consistency):
         raise ValueError(
             f"self_label__augment={strategy.augment!r} augments the neighbour consistency "
@@ -206,7 +217,7 @@ def _check_self_label(est) -> None:
             "self_label__rounds > 0."
         )
     reducer = est.reducer
-    if strategy.consistency and not _is_auto(reducer):
+    if strategy.consistency and not is_auto(reducer):
         if not isinstance(reducer, NeighborEmbedding):
             raise ValueError(
                 f"self_label__consistency={strategy.consistency} trains on the neighbour "
@@ -216,23 +227,14 @@ def _check_self_label(est) -> None:
             )
 
 
-def _check_clusterer(est, *, partial: bool) -> None:
+def _check_clusterer(est, reducer) -> None:
     """``clusterer='graph'`` finds communities in the neighbour embedding's graph."""
-    clusterer, reducer = est.clusterer, est.reducer
-    if not (isinstance(clusterer, str) and clusterer == "graph"):
-        return
-    explicit_refine = est.refine is not None and not _is_auto(est.refine)
-    auto_graph = _is_auto(reducer) and not partial and not explicit_refine
-    if auto_graph or isinstance(reducer, NeighborEmbedding):
+    clusterer = est.clusterer
+    if not (isinstance(clusterer, str) and clusterer == "graph") or has_graph(reducer):
         return
     raise ValueError(
         "clusterer='graph' finds communities in the neighbour graph of "
         "reducer='auto' or a NeighborEmbedding; there is none here (reducer="
-        f"{'None in partial_fit' if _is_auto(reducer) else repr(reducer)}). "
+        f"{'None in partial_fit' if is_auto(est.reducer) else repr(est.reducer)}). "
         "Use clusterer='auto' or 'kmeans'."
     )
-
-
-def network_object(architecture) -> bool:
-    """Whether ``architecture`` is a network object (an :class:`~skdeepcluster.MLP`, ...)."""
-    return isinstance(architecture, NetworkSpec)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import mmap
 import sys
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from ._warn import warn_user
 
 #: Size of one block read by :class:`StreamSource` and :func:`iter_row_blocks`
 #: (about 16 MiB of float32): large reads, a bounded footprint.
@@ -307,9 +308,12 @@ STANDARDIZED_SCALE_RANGE = (
 
 
 def warn_if_badly_scaled(
-    max_abs: float, *, network: bool = True, standardize: bool = True, stacklevel: int = 4
+    max_abs: float, *, network: bool = True, standardize: bool = True
 ) -> None:
     """Warn (``UserWarning``) when the largest absolute input makes the fit meaningless.
+
+    The warning points at the user's line that called ``fit`` or ``partial_fit``
+    (:func:`~skdeepcluster._warn.warn_user`), whatever the depth of the caller.
 
     Parameters
     ----------
@@ -322,8 +326,6 @@ def warn_if_badly_scaled(
         Whether the input is standardized first when no network is trained:
         the scaler then removes the scale, and only values outside
         ``STANDARDIZED_SCALE_RANGE`` (float32's normal range) warn.
-    stacklevel : int, default=4
-        As in :func:`warnings.warn`.
     """
     low, high = SCALE_RANGE if network or not standardize else STANDARDIZED_SCALE_RANGE
     if low <= max_abs <= high:
@@ -354,7 +356,7 @@ def warn_if_badly_scaled(
             "scale its values lose their precision or overflow, and the distances between "
             "samples degenerate."
         )
-    warnings.warn(f"X is badly scaled: {what}, {why} {advice}", UserWarning, stacklevel=stacklevel)
+    warn_user(f"X is badly scaled: {what}, {why} {advice}")
 
 
 def max_abs(X) -> float:

@@ -592,8 +592,7 @@ class AutoencoderKMeans(
                 f"previous fit had {previous_n_features}."
             )
         warn_if_badly_scaled(
-            max_abs(X), network=plan.architecture != "none", standardize=plan.standardize,
-            stacklevel=6,
+            max_abs(X), network=plan.architecture != "none", standardize=plan.standardize
         )
         previous = self._kept_network(previous, plan)
         callbacks = _fresh_callbacks(plan)
@@ -639,8 +638,7 @@ class AutoencoderKMeans(
         self._seed_entropy = plan.entropy
         module, device, history = self._partial_network(plan, X, first_call)
         warn_if_badly_scaled(
-            max_abs(X), network=_stages.trainable(module), standardize=plan.standardize,
-            stacklevel=6,
+            max_abs(X), network=_stages.trainable(module), standardize=plan.standardize
         )
         if _stages.trainable(module) and getattr(self, "_optimizer", None) is None:
             self._optimizer = plan.training.make_optimizer(module.parameters())

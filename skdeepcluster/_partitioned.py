@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+from sklearn.utils.validation import _check_n_features
 
 
 def is_dask_collection(X) -> bool:
@@ -40,25 +41,14 @@ def _embedding_of_block(block, model):
     return model.transform(block)
 
 
-def _check_width(model, X) -> None:
-    """A ``ValueError`` before any work when ``X`` has the wrong number of columns."""
-    n_features = X.shape[1] if X.ndim == 2 else None
-    if isinstance(n_features, (int, np.integer)) and n_features != model.n_features_in_:
-        raise ValueError(
-            f"X has {n_features} features, but {type(model).__name__} is expecting "
-            f"{model.n_features_in_} features as input."
-        )
-
-
 def predict(model, X):
     """``model.predict`` of each block or partition of ``X``: a lazy Dask array or Series."""
     import dask
 
+    _check_n_features(model, X, reset=False)  # before any work, as in memory
     shipped = dask.delayed(model, pure=True)
     if hasattr(X, "map_partitions"):  # a Dask DataFrame: a Series of labels per partition
-        _check_width(model, _frame_shape(X))
         return X.map_partitions(_series_of_labels, shipped, meta=("label", np.int64))
-    _check_width(model, X)
     X = X.rechunk({1: -1})  # all the columns of a row in one block
     return X.map_blocks(
         _labels_of_block, shipped, dtype=np.int64, drop_axis=1,
@@ -70,30 +60,18 @@ def transform(model, X):
     """``model.transform`` of each block or partition of ``X``: a lazy Dask array or DataFrame."""
     import dask
 
+    _check_n_features(model, X, reset=False)
     shipped = dask.delayed(model, pure=True)
     n_out = model.cluster_centers_.shape[1]
     if hasattr(X, "map_partitions"):
-        _check_width(model, _frame_shape(X))
         names = list(model.get_feature_names_out())
         meta = _empty_frame(X, names)
         return X.map_partitions(_frame_of_embedding, shipped, names, meta=meta)
-    _check_width(model, X)
     X = X.rechunk({1: -1})
     return X.map_blocks(
         _embedding_of_block, shipped, dtype=np.float64, chunks=(X.chunks[0], (n_out,)),
         meta=np.empty((0, 0), dtype=np.float64),
     )
-
-
-class _Shape:
-    """The ``ndim`` and ``shape`` of a Dask DataFrame (its rows unknown)."""
-
-    def __init__(self, n_columns: int):
-        self.ndim, self.shape = 2, (None, n_columns)
-
-
-def _frame_shape(X) -> _Shape:
-    return _Shape(len(X.columns))
 
 
 def _series_of_labels(frame, model):

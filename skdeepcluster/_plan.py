@@ -22,9 +22,11 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 
 from . import _clustering
-from ._architecture import MLP, ConvNet, NetworkSpec, UserModule
+from ._architecture import MLP, ConvNet, NetworkSpec, UserModule, output_activation
 from ._architecture import SHORTCUTS as ARCHITECTURES
-from ._checks import check_params
+from ._checks import KMEANS_CLUSTERERS, check_params
+from ._checks import has_graph as _has_graph
+from ._checks import is_auto as _is_auto
 from ._clustering import is_affine
 from ._data import streamable
 from ._device import resolve_device
@@ -104,10 +106,6 @@ STREAM_BYTES = 2**30
 #: graph better than k-means' clusters, k-means otherwise (``_communities``).
 GRAPH_OR_KMEANS = "graph_or_kmeans"
 
-#: Built-in clusterers that refinement can work with (they define the centres):
-#: ``'auto'`` is k-means wherever refinement can run (an affine second stage has
-#: no neighbour graph to find communities in).
-KMEANS_CLUSTERERS = ("auto", "kmeans", "minibatch_kmeans")
 
 #: The strategies that ``refine='kmeans' | 'dec' | 'idec'`` stand for.
 REFINE_SHORTCUTS = {"kmeans": KMeansLoss, "dec": DEC, "idec": IDEC}
@@ -261,20 +259,24 @@ def resolve_plan(
 ) -> FitPlan:
     """The plan of one ``fit`` (``partial=False``) or ``partial_fit`` call on ``X`` of ``shape``.
 
-    Checks every combination of parameters first (:func:`~skdeepcluster._checks.check_params`).
+    Checks every combination of parameters (:func:`~skdeepcluster._checks.check_params`)
+    once the network and the reducer are chosen, before anything else is resolved.
     The seeds are ``seeds`` when given, else those of ``fit`` or of ``partial_fit`` call
     number ``call``, spawned from ``entropy`` (default: ``random_state``'s).
     """
-    check_params(est, shape, stream=stream, partial=partial)
+    architecture = resolve_architecture(est, shape, partial=partial)
+    reducer_given = resolve_reducer(est, partial=partial)
+    check_params(
+        est, shape, stream=stream, partial=partial, architecture=architecture,
+        reducer=reducer_given,
+    )
     if entropy is None:
         entropy = root_entropy(est.random_state)
     if seeds is None:
         seeds = partial_fit_seeds(entropy, call) if partial else fit_seeds(entropy)
     n_samples = shape[0]
     devices = resolve_devices(est.device)
-    architecture = resolve_architecture(est, shape, partial=partial)
     input_components = resolve_input_pca(est, shape, architecture, partial=partial)
-    reducer_given = resolve_reducer(est, partial=partial)
     if architecture == "none":
         epochs, refine = 0, None
     else:
@@ -515,17 +517,11 @@ def resolve_input_pca(est, shape: tuple[int, int], architecture: str, *, partial
     if value is None:
         return 0
     if _is_auto(value):
-        eligible = architecture in ("mlp", "none") and output_activation(est) is None
+        eligible = architecture in ("mlp", "none") and output_activation(est.architecture) is None
         if partial or not eligible or n_features < AUTO_NETWORK_MIN_FEATURES:
             return 0
         return min(AUTO_INPUT_COMPONENTS, n_samples, n_features)
     return int(value)
-
-
-def output_activation(est):
-    """The output activation of the network object ``architecture`` (None for a string)."""
-    architecture = est.architecture
-    return architecture.output_activation if isinstance(architecture, NetworkSpec) else None
 
 
 def resolve_devices(device) -> list[torch.device]:
@@ -590,15 +586,6 @@ def resolve_clusterer(est, n_samples: int, reducer):
 def kmeans_kind(n_samples: int) -> str:
     """``'minibatch_kmeans'`` from ``MINIBATCH_MIN_SAMPLES`` rows on, else ``'kmeans'``."""
     return "minibatch_kmeans" if n_samples >= _clustering.MINIBATCH_MIN_SAMPLES else "kmeans"
-
-
-def _has_graph(reducer) -> bool:
-    """Whether the (unfitted) reducer of the plan is a neighbour embedding, with a graph."""
-    return _is_auto(reducer) or isinstance(reducer, NeighborEmbedding)
-
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"
 
 
 def resolve_reducer(est, *, partial: bool):

@@ -21,6 +21,7 @@ from ._clustering import fit_clusterer, fit_second_stage
 from ._communities import fit_graph_communities, prefer_communities
 from ._data import StreamSource, TensorSource, split_rows
 from ._device import torch_seed_context
+from ._networks import IdentityAutoencoder, resolve_image_shape
 from ._progress import stage_bar
 from ._projection import ProjectedAutoencoder, fit_projection
 from ._warn import warn_user
@@ -45,8 +46,6 @@ def build_network(plan, X):
     With ``plan.input_components``, the network of that many features sits
     behind the input's principal components, fitted on (a sample of) ``X``.
     """
-    from ._networks import IdentityAutoencoder, resolve_image_shape
-
     n_features, n_components = X.shape[1], plan.input_components
     if n_components and plan.image_shape is not None:
         resolve_image_shape(plan.image_shape, n_features)  # validated on the input
