@@ -3,6 +3,7 @@
 # First: asks oneMKL for thread-count-independent products before any torch work.
 from . import _numerics  # noqa: F401
 from ._architecture import MLP, ConvNet
+from ._choice import ArchitectureChoice
 from ._estimator import AutoencoderKMeans
 from ._networks import ConvAutoencoder, IdentityAutoencoder, MLPAutoencoder
 from ._projection import ProjectedAutoencoder
@@ -13,6 +14,7 @@ from .training import ImageAugment
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ArchitectureChoice",
     "AutoencoderKMeans",
     "ConvAutoencoder",
     "ConvNet",

@@ -35,8 +35,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _choice, _plan, _stages
 from . import _partitioned as partitioned
-from . import _plan, _stages
 from ._data import check_stream, max_abs, streamable, warn_if_badly_scaled
 from ._device import torch_seed_context, torch_threads
 from ._fitted import FittedModelMixin
@@ -92,11 +92,10 @@ class AutoencoderKMeans(
         The network: an :class:`MLP` (``'mlp'`` is ``MLP()``) or a :class:`ConvNet`
         (``'conv'``; needs ``image_shape``), whose settings are
         ``architecture__<name>`` (e.g. ``architecture__dropout``), or ``'none'``:
-        no network, the second stage works on the input. ``'auto'`` is ``'conv'``
-        with ``image_shape``; ``'none'`` in ``fit`` on fewer than 5,000 rows of
-        fewer than 256 features when ``reducer``, ``refine``, ``self_label`` and the
-        network's and training's parameters keep their defaults; else ``'mlp'``.
-        Ignored with ``module``. See ``architecture_``.
+        no network. ``'auto'``: ``'conv'`` with ``image_shape``; else, at the default
+        settings, ``fit`` keeps the MLP only where a sample's clusters follow their
+        neighbourhoods better in its codes than in the input (none below 2,000 rows
+        of under 256 features); else ``'mlp'``. See ``architecture_choice_``.
 
     image_shape : tuple of int or None, default=None
         ``(C, H, W)`` or ``(H, W)`` of each sample, for the convolutional network
@@ -257,6 +256,9 @@ class AutoencoderKMeans(
 
     architecture_ : {'none', 'mlp', 'conv', 'module'}
         The network ``architecture`` resolved to.
+
+    architecture_choice_ : ArchitectureChoice
+        What ``architecture`` the fit used and why (one line as ``str``).
 
     input_components_ : int or None
         Number of input principal components used; None for the input itself.
@@ -596,7 +598,7 @@ class AutoencoderKMeans(
         )
         previous = self._kept_network(previous, plan)
         callbacks = _fresh_callbacks(plan)
-        module, history = _stages.pretrain(X, plan, previous, callbacks)
+        plan, module, history, choice = _choice.pretrain_or_drop(X, plan, previous, callbacks)
         verbose = plan.verbose and _stages.trainable(module)
         with stage_bar("encoding", X.shape[0], verbose, "row") as bar:
             codes = encode_array(module, X, device=plan.device, progress=bar)
@@ -622,6 +624,7 @@ class AutoencoderKMeans(
         )
         if previous is None:  # a fresh network (a kept one keeps what it was built from)
             self._set_network_record(plan)
+        self.architecture_choice_ = choice
         self.history_, self.n_iter_ = history, len(history["train_loss"])
         # partial_fit after fit continues this network with a fresh optimizer.
         self._optimizer, self._seed_entropy, self._n_partial_fit_calls = None, plan.entropy, 0
@@ -662,6 +665,7 @@ class AutoencoderKMeans(
             with torch_seed_context(plan.seeds.init, plan.device):
                 module = _stages.build_network(plan, X)
             self._set_network_record(plan)
+            self.architecture_choice_ = _choice.given(plan)
             return module.to(plan.device), plan.device, {"train_loss": [], "val_loss": []}
         module = self.autoencoder_
         if _stages.trainable(module):

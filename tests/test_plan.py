@@ -15,7 +15,7 @@ from skdeepcluster.training import EarlyStopping
 
 STREAM_FIELDS = (
     "init", "batches", "augment", "split", "cluster", "refine", "projection", "communities",
-    "self_label", "self_train", "consistency",
+    "self_label", "self_train", "consistency", "choice",
 )
 
 
@@ -71,14 +71,44 @@ def test_explicit_epochs_and_partial_fit_epochs():
 
 # ------------------------------------------------------------ architecture
 def test_auto_architecture_trains_no_network_on_small_data():
-    small = plan.AUTO_NETWORK_MIN_SAMPLES - 1
+    small = plan.CHOICE_MIN_SAMPLES - 1
     fitted = resolve(est(), small)
     assert fitted.architecture == "none" and fitted.epochs == 0 and fitted.refine is None
-    assert resolve(est(), plan.AUTO_NETWORK_MIN_SAMPLES).architecture == "mlp"
+    assert fitted.choice is None and "fewer than 2,000 rows" in fitted.architecture_reason
     wide = plan.AUTO_NETWORK_MIN_FEATURES
     assert resolve(est(), small, n_features=wide - 1).architecture == "none"
-    assert resolve(est(), 100, n_features=wide).architecture == "mlp"  # e.g. MNIST images
-    assert (plan.AUTO_NETWORK_MIN_SAMPLES, wide) == (5000, 256)
+    assert (plan.CHOICE_MIN_SAMPLES, wide) == (2000, 256)
+
+
+@pytest.mark.parametrize("n_samples, n_features", [(2000, 8), (100, 256), (70_000, 784)])
+def test_auto_architecture_leaves_the_choice_to_the_data(n_samples, n_features):
+    """From 5,000 rows, or 256 features, 'auto' trains the MLP and holds the plan without."""
+    fitted = resolve(est(), n_samples, n_features=n_features)
+    assert fitted.architecture == "mlp" and fitted.architecture_reason == "chosen by the data"
+    choice = fitted.choice
+    assert choice.n_rows == min(plan.CHOICE_ROWS, n_samples)
+    expected = max(1, round(fitted.epochs * plan.CHOICE_EPOCH_SHARE))
+    assert choice.probe_epoch == expected <= fitted.epochs
+    assert choice.fallback.architecture == "none" and choice.fallback.epochs == 0
+    assert choice.fallback.seeds == fitted.seeds and choice.fallback.choice is None
+    # the sample is clustered as a fit without a network on that many rows would be
+    sample = resolve(est(architecture="none"), choice.n_rows, n_features=n_features)
+    assert choice.sample_plan.clusterer == sample.clusterer and choice.sample_plan.verbose == 0
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [
+        ({"architecture": "mlp"}, "as given"),
+        ({"epochs": 5}, "a parameter of the network or its use was set"),
+        ({"image_shape": (1, 4, 2)}, "image_shape was given: a convolutional network"),
+        ({"device": ["cpu", "cpu"]}, "training on several devices"),
+    ],
+)
+def test_no_choice_where_the_parameters_decide(params, reason):
+    fitted = resolve(est(**params), 6000)
+    assert fitted.choice is None and fitted.architecture_reason == reason
+    assert resolve(est(), 6000, partial=True).choice is None
 
 
 @pytest.mark.parametrize(
@@ -383,7 +413,7 @@ def test_fit_seeds_are_deterministic_and_distinct():
     assert a == b
     values = dataclasses.astuple(a)
     assert tuple(f.name for f in dataclasses.fields(a)) == STREAM_FIELDS
-    assert len(set(values)) == len(STREAM_FIELDS) == 11  # eleven independent streams
+    assert len(set(values)) == len(STREAM_FIELDS) == 12  # twelve independent streams
     assert all(isinstance(v, int) and 0 <= v < 2**32 for v in values)
     assert plan.fit_seeds(1) != a
     assert plan.fit_seeds(2**40 + 7) == plan.fit_seeds(2**40 + 7)  # large entropy too
