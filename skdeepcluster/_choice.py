@@ -123,16 +123,12 @@ class _Probe(Callback):
             return
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):  # training's random streams stay as they are
-            codes = encode_array(state.module, self.sample, device=_device(state.module))
+            codes = encode_array(state.module, self.sample, device=self.choice.sample_plan.device)
             self.network_score_ = _score(codes, self.choice.sample_plan)
         state.module.train()
         self.seconds_ = time.perf_counter() - start
         if self.network_score_ <= self.input_score:
             state.stop = True
-
-
-def _device(module) -> torch.device:
-    return next(module.parameters()).device
 
 
 def given(plan) -> ArchitectureChoice:
