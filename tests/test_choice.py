@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
 
-from skdeepcluster import AutoencoderKMeans, _choice
+from skdeepcluster import AutoencoderKMeans, _choice, _plan
 from skdeepcluster._choice import ArchitectureChoice, partition_score
 
 
@@ -12,6 +12,15 @@ def wide_blobs(n=300, seed=0):
     """Rows of 256 features: 'auto' leaves the choice to the data from 256 features on."""
     X, y = make_blobs(n, n_features=256, centers=3, cluster_std=1.0, random_state=seed)
     return X.astype(np.float32), y
+
+
+@pytest.fixture
+def few_epochs(monkeypatch):
+    """'auto' epochs of 20 passes over 300 rows, not 200: the choice's mechanics, quickly.
+
+    (``epochs`` itself must stay 'auto': a network parameter that is set asks for a network.)
+    """
+    monkeypatch.setattr(_plan, "AUTO_MAX_ROWS", 20 * 300)
 
 
 def test_partition_score_rewards_partitions_that_follow_neighbourhoods():
@@ -23,7 +32,7 @@ def test_partition_score_rewards_partitions_that_follow_neighbourhoods():
     assert partition_score(X, np.zeros(600, dtype=int)) == 1.0  # one cluster: nothing cut
 
 
-def test_a_tie_drops_the_network_and_equals_the_fit_without_one(monkeypatch):
+def test_a_tie_drops_the_network_and_equals_the_fit_without_one(monkeypatch, few_epochs):
     X, _ = wide_blobs()
     monkeypatch.setattr(_choice, "_score", lambda codes, plan: 0.5)  # a tie
     chosen = AutoencoderKMeans(3, random_state=0).fit(X)
@@ -38,7 +47,7 @@ def test_a_tie_drops_the_network_and_equals_the_fit_without_one(monkeypatch):
     np.testing.assert_array_equal(chosen.transform(X), alone.transform(X))
 
 
-def test_the_real_scores_are_measured_on_the_sample():
+def test_the_real_scores_are_measured_on_the_sample(few_epochs):
     X, _ = wide_blobs()
     record = AutoencoderKMeans(3, random_state=0).fit(X).architecture_choice_
     assert set(record.scores) == {"none", "mlp"}
@@ -47,7 +56,7 @@ def test_the_real_scores_are_measured_on_the_sample():
     assert record.architecture == winner
 
 
-def test_a_kept_network_is_trained_as_if_nothing_had_looked(monkeypatch):
+def test_a_kept_network_is_trained_as_if_nothing_had_looked(monkeypatch, few_epochs):
     """The probe draws no random numbers of training: the kept network is the 'mlp' fit."""
     X, _ = wide_blobs()
     # the network's codes have latent_dim=10 columns, the input's 50 principal components
@@ -61,7 +70,7 @@ def test_a_kept_network_is_trained_as_if_nothing_had_looked(monkeypatch):
     np.testing.assert_array_equal(chosen.transform(X), alone.transform(X))
 
 
-def test_verbose_says_what_was_chosen_in_one_line(capsys, monkeypatch):
+def test_verbose_says_what_was_chosen_in_one_line(capsys, monkeypatch, few_epochs):
     X, _ = wide_blobs()
     monkeypatch.setattr(_choice, "_score", lambda codes, plan: float(codes.shape[1] != 10))
     AutoencoderKMeans(3, random_state=0, verbose=1).fit(X)

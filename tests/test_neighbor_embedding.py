@@ -527,13 +527,19 @@ def _draws(weights, batch_size, n_batches, seed=0):
 
 
 def test_edge_batches_follow_the_weights():
-    weights = np.array([0.1, 0.0, 0.5, 0.3, 0.1])
+    # Five weights, each on 200 edges: rounds of about 1,000 draws, so 400,000 draws are
+    # 400 rounds (five edges alone would take 80,000 rounds of Python's per-round work).
+    pattern = np.array([0.1, 0.0, 0.5, 0.3, 0.1])
+    weights = np.tile(pattern, 200)
     draws = _draws(weights, 1000, 400)
     assert draws.dtype == torch.long and draws.shape == (400_000,)
-    assert draws.min() >= 0 and draws.max() <= 4
-    freq = np.bincount(draws.numpy(), minlength=5) / 400_000
-    np.testing.assert_allclose(freq, weights / weights.sum(), atol=3e-3)
+    assert draws.min() >= 0 and draws.max() <= weights.size - 1
+    freq = np.bincount(draws.numpy() % 5, minlength=5) / 400_000
+    np.testing.assert_allclose(freq, pattern / pattern.sum(), atol=3e-3)
     assert freq[1] == 0.0  # a zero weight is never drawn
+    per_edge = np.bincount(draws.numpy(), minlength=weights.size)
+    expected = 400_000 * weights / weights.sum()  # about 400 rounds, a Bernoulli each
+    assert np.all(np.abs(per_edge - expected) <= 60)  # six standard deviations (10 draws)
 
 
 def test_edge_batches_are_stratified_rounds():
