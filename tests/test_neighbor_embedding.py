@@ -422,10 +422,16 @@ def _has(name):
     return True
 
 
+#: pynndescent compiles its numba kernels in each process that first uses them (about 35 s
+#: of one core, not cached): under ``pytest -n auto --dist loadgroup`` its tests share one worker.
+NUMBA = pytest.mark.xdist_group("numba")
+
+
 def _recall(found, truth):
     return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth, strict=True)])
 
 
+@NUMBA
 @pytest.mark.parametrize("method", ["kdtree", "hnsw", "nndescent"])
 def test_neighbor_index_graph_matches_the_exact_graph(method):
     pytest.importorskip({"hnsw": "faiss", "nndescent": "pynndescent"}.get(method, "scipy"))
@@ -445,6 +451,7 @@ def test_neighbor_index_graph_matches_the_exact_graph(method):
     assert torch.all(dist[:, 1:] >= dist[:, :-1])
 
 
+@NUMBA
 @pytest.mark.parametrize("method", ["exact", "kdtree", "hnsw", "nndescent"])
 def test_neighbor_index_query_is_batch_independent(method):
     pytest.importorskip({"hnsw": "faiss", "nndescent": "pynndescent"}.get(method, "scipy"))
@@ -492,6 +499,7 @@ def test_choose_method_by_size_dimension_and_device(monkeypatch):
     assert choose_method(20_001, 784, CPU) == "exact"
 
 
+@NUMBA
 def test_nndescent_graph_is_reproducible_and_its_queries_go_to_hnsw():
     pytest.importorskip("faiss")
     pytest.importorskip("pynndescent")
