@@ -11,7 +11,10 @@ For every data set and seed:
    stopped right after it is made: the score of each candidate, what it chose,
    and the seconds of each part of it (scoring the input's sample, pre-training up
    to the probe, scoring the network's sample).
-3. the table: per data set and seed, both scores and both ACCs, whether the
+3. ``--costs``: what the choice costs, with each fit alone: the defaults', the
+   network's (``architecture='mlp'``) and the no-network fit, one after the other
+   in one process per data set, and ``architecture_choice_.seconds``.
+4. the table: per data set and seed, both scores and both ACCs, whether the
    choice picked the candidate of higher ACC (rank agreement, counting ACCs
    within 0.005 as ties that either pick gets right), the defaults' ACC (that of
    the chosen candidate: ``tests/test_choice.py`` checks that the defaults' labels
@@ -84,6 +87,39 @@ def measure_choice(name: str, seed: int, args) -> dict:
         "seconds_to_choice": time.perf_counter() - start, "overhead_s": _overhead(record),
         "machine": _machine.numerics(),
     }
+
+
+def measure_costs(name: str, seed: int, args) -> dict:
+    """The defaults', the network's and the no-network fit, one after the other, timed."""
+    from skdeepcluster import AutoencoderKMeans
+    from skdeepcluster.metrics import cluster_accuracy
+
+    X, y, _ = load(name, args.mnist_path)
+    row = {"dataset": name, "seed": seed, "machine": _machine.numerics()}
+    for kind in ("auto", "mlp", "none"):
+        start = time.perf_counter()
+        model = AutoencoderKMeans(len(np.unique(y)), architecture=kind, random_state=seed).fit(X)
+        row[f"seconds_{kind}"] = time.perf_counter() - start
+        row[f"acc_{kind}"] = cluster_accuracy(y, model.labels_)
+        if kind == "auto":
+            row["choice"] = model.architecture_choice_.architecture
+            row["choice_s"] = model.architecture_choice_.seconds
+    return row
+
+
+def costs_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| data | seed | chose | choice s | defaults fit s | network fit s | no-network fit s | "
+        "choice / defaults fit | choice / network fit |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['seed']} | {r['choice']} | {r['choice_s']:.1f} | "
+            f"{r['seconds_auto']:.1f} | {r['seconds_mlp']:.1f} | {r['seconds_none']:.1f} | "
+            f"{r['choice_s'] / r['seconds_auto']:.0%} | {r['choice_s'] / r['seconds_mlp']:.0%} |"
+        )
+    return lines
 
 
 def _overhead(record) -> float:
@@ -210,6 +246,11 @@ def main(argv=None) -> int:
     parser.add_argument("--candidates", action="store_true")
     parser.add_argument("--choices", action="store_true")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument(
+        "--costs", action="store_true",
+        help="time the defaults', the network's and the no-network fit of each data set "
+        "(what the choice costs; use --threads 2 and nothing else running)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "DATASET", "SEED"))
     args = parser.parse_args(argv)
     args.store.mkdir(parents=True, exist_ok=True)
@@ -221,9 +262,17 @@ def main(argv=None) -> int:
         if mode == "candidates":
             fit_candidates(name, int(seed), args)
             print("{}")
+        elif mode == "costs":
+            print(json.dumps(measure_costs(name, int(seed), args)))
         else:
             print(json.dumps(measure_choice(name, int(seed), args)))
         return 0
+    if args.costs:  # each data set in its own process, one at a time: run nothing beside it
+        rows = [
+            run_child("costs", name, seed, args) for name in args.datasets for seed in args.seeds
+        ]
+        print(f"\n{_machine.describe(rows[0]['machine'])} per fit")
+        print("\n".join(costs_table(rows)))
     for mode in ("candidates", "choices"):
         if not getattr(args, mode):
             continue

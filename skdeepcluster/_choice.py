@@ -48,7 +48,8 @@ class ArchitectureChoice:
     n_rows : int or None
         The rows of the sample the candidates were scored on.
     epoch : int or None
-        The pre-training epoch at which the network was scored.
+        The pre-training epoch at which the network was scored (None where it
+        was not trained: the input's partition had the highest score there is).
     seconds : float
         What the choice cost: clustering and scoring the sample, and the
         pre-training epochs of a network that was then dropped.
@@ -73,9 +74,10 @@ class ArchitectureChoice:
         text = f"architecture={self.architecture!r}: {self.reason}"
         if self.scores:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in self.scores.items())
+            probe = "" if self.epoch is None else f"network scored after epoch {self.epoch}; "
             text += (
-                f" (scores on {self.n_rows:,} rows: {scores}; network scored after epoch "
-                f"{self.epoch}; the choice took {self.seconds:.1f} s)"
+                f" (scores on {self.n_rows:,} rows: {scores}; {probe}"
+                f"the choice took {self.seconds:.1f} s)"
             )
         return text
 
@@ -144,6 +146,8 @@ def pretrain_or_drop(X, plan, previous, callbacks):
     network's after ``probe_epoch`` epochs of pre-training; where the network
     does not score higher, pre-training stops and the fit goes on with the
     plan without a network (and the input's representation, already built).
+    Where the input's partition scores 1 (every neighbour of every row in its
+    cluster), no network can score higher, so none is trained at all.
     """
     choice = plan.choice
     if choice is None:
@@ -153,6 +157,12 @@ def pretrain_or_drop(X, plan, previous, callbacks):
     identity = _stages.build_network(choice.fallback, X)
     input_score = _score(encode_array(identity, sample, device=plan.device), choice.sample_plan)
     seconds = time.perf_counter() - start
+    if input_score >= 1.0:  # the highest score there is: the network cannot beat it
+        record = ArchitectureChoice(
+            "none", "the input's clusters hold every row's neighbours: no network can score "
+            "higher", {"none": input_score}, sample.shape[0], None, seconds,
+        )
+        return _dropped(plan, identity, record)
     probe = _Probe(sample, choice, input_score)
     start = time.perf_counter()
     module, history = _stages.pretrain(X, plan, previous, [*callbacks, probe])
@@ -171,8 +181,13 @@ def pretrain_or_drop(X, plan, previous, callbacks):
         "none", "the input's clusters score at least as high as the network's", scores,
         sample.shape[0], choice.probe_epoch, seconds,
     )
+    return _dropped(plan, identity, record)
+
+
+def _dropped(plan, identity, record):
+    """The fit goes on without a network: the fallback plan and the input's representation."""
     _report(plan, record)
-    return choice.fallback, identity, _stages.empty_history(), record
+    return plan.choice.fallback, identity, _stages.empty_history(), record
 
 
 def _report(plan, record) -> None:

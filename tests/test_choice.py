@@ -8,9 +8,9 @@ from skdeepcluster import AutoencoderKMeans, _choice, _plan
 from skdeepcluster._choice import ArchitectureChoice, partition_score
 
 
-def wide_blobs(n=300, seed=0):
+def wide_blobs(n=300, seed=0, cluster_std=1.0):
     """Rows of 256 features: 'auto' leaves the choice to the data from 256 features on."""
-    X, y = make_blobs(n, n_features=256, centers=3, cluster_std=1.0, random_state=seed)
+    X, y = make_blobs(n, n_features=256, centers=3, cluster_std=cluster_std, random_state=seed)
     return X.astype(np.float32), y
 
 
@@ -47,8 +47,23 @@ def test_a_tie_drops_the_network_and_equals_the_fit_without_one(monkeypatch, few
     np.testing.assert_array_equal(chosen.transform(X), alone.transform(X))
 
 
-def test_the_real_scores_are_measured_on_the_sample(few_epochs):
+def test_a_perfect_input_score_trains_no_network(monkeypatch):
+    """No network can score above 1: the choice is made before any pre-training."""
     X, _ = wide_blobs()
+    monkeypatch.setattr(_choice, "_score", lambda codes, plan: 1.0)
+    model = AutoencoderKMeans(3, random_state=0).fit(X)
+    record = model.architecture_choice_
+    assert record.architecture == "none" == model.architecture_
+    assert record.scores == {"none": 1.0} and record.epoch is None
+    assert "no network can score higher" in str(record) and "epoch" not in str(record)
+    assert model.n_iter_ == 0 and model.history_["train_loss"] == []
+    alone = AutoencoderKMeans(3, architecture="none", random_state=0).fit(X)
+    np.testing.assert_array_equal(model.labels_, alone.labels_)
+
+
+def test_the_real_scores_are_measured_on_the_sample(few_epochs):
+    # Overlapping blobs: no partition holds every neighbourhood, so both candidates are scored.
+    X, _ = wide_blobs(cluster_std=12.0)
     record = AutoencoderKMeans(3, random_state=0).fit(X).architecture_choice_
     assert set(record.scores) == {"none", "mlp"}
     assert all(0.0 <= value <= 1.0 for value in record.scores.values())
