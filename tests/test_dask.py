@@ -28,7 +28,7 @@ def dask_client():
         processes=False,
         host="127.0.0.1",
         protocol="tcp://",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: test workers may run two clusters
         timeout="30s",
     )
     client = distributed.Client(cluster, timeout="30s")

@@ -17,7 +17,7 @@ def client():
     # Two worker processes: the model and the blocks cross process boundaries, as on
     # a real cluster.
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with cluster, distributed.Client(cluster) as client:
         yield client
