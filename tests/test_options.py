@@ -206,7 +206,6 @@ def test_reducer(blobs, reducer, train_seed):
     check_trained(cluster_accuracy(y, model.labels_), ">", 0.75)
 
 
-@pytest.mark.xdist_group("numba")  # with pynndescent's tests: numba compiles once
 def test_umap_reducer(blobs, train_seed):
     umap = pytest.importorskip("umap")
     X, y = blobs
