@@ -44,7 +44,9 @@ class ArchitectureChoice:
         Why, in a few words.
     scores : dict
         The label-free score of each candidate's partition of the sample
-        (``{'none': ..., 'mlp': ...}``), empty where nothing was measured.
+        (``{'none': ..., 'mlp': ...}``): only ``'none'`` where the input's
+        partition scored 1 (no network was trained), empty where nothing was
+        measured.
     n_rows : int or None
         The rows of the sample the candidates were scored on.
     epoch : int or None
