@@ -47,19 +47,28 @@ STORE = Path("/tmp/auto_choice")
 TIE = 0.005
 
 
-def fit_candidates(name: str, seed: int, args) -> None:
+def _timed_fits(name: str, seed: int, kinds, args):
+    """``y`` and, for each ``architecture`` in ``kinds``, its fit: ``(model, seconds, ACC)``."""
     from skdeepcluster import AutoencoderKMeans
     from skdeepcluster.metrics import cluster_accuracy
 
     X, y, _ = load(name, args.mnist_path)
-    k = len(np.unique(y))
-    out = {}
-    for kind in ("mlp", "none"):
+    fits = {}
+    for kind in kinds:
         start = time.perf_counter()
-        model = AutoencoderKMeans(n_clusters=k, architecture=kind, random_state=seed).fit(X)
-        out[f"seconds_{kind}"] = time.perf_counter() - start
-        out[f"labels_{kind}"] = model.labels_
-        out[f"acc_{kind}"] = cluster_accuracy(y, model.labels_)
+        model = AutoencoderKMeans(len(np.unique(y)), architecture=kind, random_state=seed).fit(X)
+        seconds = time.perf_counter() - start
+        fits[kind] = (model, seconds, cluster_accuracy(y, model.labels_))
+    return y, fits
+
+
+def fit_candidates(name: str, seed: int, args) -> None:
+    y, fits = _timed_fits(name, seed, ("mlp", "none"), args)
+    out = {}
+    for kind, (model, seconds, acc) in fits.items():
+        out[f"seconds_{kind}"], out[f"labels_{kind}"], out[f"acc_{kind}"] = (
+            seconds, model.labels_, acc,
+        )
     np.savez_compressed(args.store / f"{name}_{seed}.npz", y=y, **out)
 
 
@@ -91,19 +100,12 @@ def measure_choice(name: str, seed: int, args) -> dict:
 
 def measure_costs(name: str, seed: int, args) -> dict:
     """The defaults', the network's and the no-network fit, one after the other, timed."""
-    from skdeepcluster import AutoencoderKMeans
-    from skdeepcluster.metrics import cluster_accuracy
-
-    X, y, _ = load(name, args.mnist_path)
+    _, fits = _timed_fits(name, seed, ("auto", "mlp", "none"), args)
     row = {"dataset": name, "seed": seed, "machine": _machine.numerics()}
-    for kind in ("auto", "mlp", "none"):
-        start = time.perf_counter()
-        model = AutoencoderKMeans(len(np.unique(y)), architecture=kind, random_state=seed).fit(X)
-        row[f"seconds_{kind}"] = time.perf_counter() - start
-        row[f"acc_{kind}"] = cluster_accuracy(y, model.labels_)
-        if kind == "auto":
-            row["choice"] = model.architecture_choice_.architecture
-            row["choice_s"] = model.architecture_choice_.seconds
+    for kind, (_, seconds, acc) in fits.items():
+        row[f"seconds_{kind}"], row[f"acc_{kind}"] = seconds, acc
+    choice = fits["auto"][0].architecture_choice_
+    row["choice"], row["choice_s"] = choice.architecture, choice.seconds
     return row
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -187,9 +187,11 @@ def pretrain_or_drop(X, plan, previous, callbacks):
 
 
 def _dropped(plan, identity, record):
-    """The fit goes on without a network: the fallback plan and the input's representation."""
+    """The fit goes on without a network: the fallback plan (with the record's reason) and
+    the input's representation."""
     _report(plan, record)
-    return plan.choice.fallback, identity, _stages.empty_history(), record
+    fallback = replace(plan.choice.fallback, architecture_reason=record.reason)
+    return fallback, identity, _stages.empty_history(), record
 
 
 def _report(plan, record) -> None:

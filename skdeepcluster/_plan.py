@@ -50,8 +50,8 @@ AUTO_MAX_ROWS = 600_000
 #: fewer features than ``AUTO_NETWORK_MIN_FEATURES``: there it trains none. There the
 #: label-free score is not to be trusted: an overfitted network's codes fall into a few
 #: tight groups that score high, and it would keep the network on wine (ACC 0.725
-#: against 0.933 without) and breast cancer (0.699 against 0.938); iris is the one small
-#: set where the network wins (0.953 against 0.813, seed 0). See ``suite.md``.
+#: against 0.933 without) and breast cancer (0.699 against 0.938); on iris the network
+#: does better (0.869 against 0.827, means of three seeds). See ``suite.md``.
 CHOICE_MIN_SAMPLES = 2000
 AUTO_NETWORK_MIN_FEATURES = 256
 
@@ -302,9 +302,8 @@ def resolve_plan(
     if not choose:
         return plan
     fallback = _plan_for(
-        est, shape, "none", "the input's clusters score at least as high as the network's",
-        reducer_given, **common,
-    )
+        est, shape, "none", "the data chose no network", reducer_given, **common
+    )  # its reason is the choice's record, set where the network is dropped
     n_rows = min(CHOICE_ROWS, shape[0])
     sample = replace(
         _plan_for(est, (n_rows, shape[1]), "none", reason, reducer_given, **common), verbose=0
