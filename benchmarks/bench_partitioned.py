@@ -46,8 +46,8 @@ Usage::
         --samples 3000 5000
 
 A build runs once per folder (``meta.json``; a different build replaces the
-shards) and prints its time; ``deform`` took about 5 s per 10,000 rows on one
-thread of a loaded 2-core EPYC, so give the 10,000,000-row build threads.
+shards) and prints its time: about 50 s per 1,000,000 rows on a 2-core EPYC
+(two threads).
 Models, sample indices and labels go to ``DIR/runs/``. Prints markdown tables
 (the command line and the machine first); ``--json`` appends one JSON line per
 step (fit, one-process labelling, Dask labelling).

@@ -22,10 +22,14 @@ from skdeepcluster.embedding import (
 )
 from skdeepcluster.embedding._graph import _membership
 from skdeepcluster.embedding._layout import (
+    _clipped,
     _initial_layout,
     _prefetched,
+    _pull,
+    _push,
     edge_batches,
     optimize_layout,
+    refine_placement,
 )
 from skdeepcluster.embedding._neighbors import choose_method
 from skdeepcluster.embedding._unique import unique_rows
@@ -608,6 +612,38 @@ def test_numba_and_torch_layout_steps_agree(n_samples, batch_size, n_steps):
     assert (layouts[0] - start).abs().max() > 1.0
     torch.testing.assert_close(layouts[0], layouts[1], rtol=0, atol=1e-4)
     assert torch.equal(start, _blobs_layout_problem(n_samples, batch_size)[2])  # unchanged
+
+
+def _refine_by_formula(Y, dist, index, embedding, negatives, nsr, a, b, learning_rate):
+    """``refine_placement``'s steps written as the formula, a temporary per operation."""
+    weights = _membership(dist).to(embedding.dtype)
+    total, targets, n_steps = weights.sum(1, keepdim=True), embedding[index], negatives.shape[0]
+    for step in range(n_steps):
+        grad = (weights[:, :, None] * _pull(Y[:, None, :] - targets, a, b)).sum(1)
+        push = _push(Y[:, None, :] - embedding[negatives[step]][None], a, b).mean(1)
+        grad = _clipped((grad + total * push * nsr) / total)
+        Y = Y - learning_rate * (1.0 - step / n_steps) * grad
+    return Y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n, k, c, m", [(700, 15, 10, 75), (5, 1, 1, 3), (33, 4, 2, 9)])
+def test_refine_placement_in_place_gives_the_formulas_bits(dtype, n, k, c, m):
+    """The buffers and in-place steps change no bit of the result (nor the inputs)."""
+    g = torch.Generator().manual_seed(n + k)
+    embedding = 5 * torch.randn(2000, c, generator=g, dtype=dtype)
+    index = torch.randint(2000, (n, k), generator=g)
+    dist = torch.rand(n, k, generator=g).sort(1).values
+    dist[0, 0] = 0.0  # a query on a data row
+    start = interpolate_embedding(dist, index, embedding)
+    negatives = torch.randint(2000, (30, m), generator=g)
+    a, b = layout_curve_params(0.1)
+    kept = start.clone()
+    moved = refine_placement(start, dist, index, embedding, negatives, negative_sample_rate=5,
+                             a=a, b=b, learning_rate=1.0)  # fmt: skip
+    expected = _refine_by_formula(start, dist, index, embedding, negatives, 5, a, b, 1.0)
+    assert (moved - start).abs().max() > 0.01
+    assert torch.equal(moved, expected) and torch.equal(start, kept)
 
 
 @pytest.mark.parametrize("kernel", ["numba", "torch"])

@@ -523,10 +523,67 @@ def refine_placement(
     targets = embedding[index]
     n_steps, n_negatives = negatives.shape
     Y = placement.clone()
+    buffers = _RefineBuffers(Y, index.shape[1], n_negatives)
     for step in range(n_steps):
-        grad = (weights[:, :, None] * _pull(Y[:, None, :] - targets, a, b)).sum(1)
-        push = _push(Y[:, None, :] - embedding[negatives[step]][None], a, b).mean(1)
-        grad = grad + total * push * negative_sample_rate
-        grad = _clipped(grad / total)
-        Y = Y - learning_rate * (1.0 - step / n_steps) * grad
+        negative_rows = embedding[negatives[step]]
+        grad = _refine_step(
+            Y, weights, total, targets, negative_rows, buffers, a, b, negative_sample_rate
+        )
+        Y.sub_(grad.mul_(learning_rate * (1.0 - step / n_steps)))
     return Y
+
+
+class _RefineBuffers:
+    """Work space of :func:`refine_placement`, allocated once per call.
+
+    Every step writes into these tensors (``out=`` and in-place operations)
+    instead of allocating a dozen temporaries of ``queries x negatives x
+    components``. Measured reason: where the C library returns every large
+    block to the system (glibc with ``MALLOC_TRIM_THRESHOLD_`` set, as Dask's
+    nanny sets it for its workers), each temporary was a fresh ``mmap`` with
+    its pages faulted in, and ``transform`` ran 2.8 times slower
+    (``benchmarks/results/large.md``).
+    """
+
+    def __init__(self, Y: torch.Tensor, n_neighbors: int, n_negatives: int) -> None:
+        n, c = Y.shape
+
+        def empty(*shape):
+            return torch.empty(shape, dtype=Y.dtype, device=Y.device)
+
+        self.near = (empty(n, n_neighbors, c), empty(n, n_neighbors, c))
+        self.far = (empty(n, n_negatives, c), empty(n, n_negatives, c))
+        self.near_d = (empty(n, n_neighbors, 1), empty(n, n_neighbors, 1))
+        self.far_d = tuple(empty(n, n_negatives, 1) for _ in range(4))
+        self.grad, self.push = empty(n, c), empty(n, c)
+
+
+def _pull_into(diff, out, d2, coef, a: float, b: float) -> torch.Tensor:
+    """:func:`_pull` of ``diff`` written into ``out`` (the same bits); the rest is scratch."""
+    torch.sum(torch.mul(diff, diff, out=out), -1, keepdim=True, out=d2).clamp_min_(1e-12)
+    torch.pow(d2, b - 1.0, out=coef).mul_(2.0 * a * b)
+    coef.div_(torch.pow(d2, b, out=d2).mul_(a).add_(1.0))
+    return torch.mul(coef, diff, out=out)
+
+
+def _push_into(diff, out, d2, adb, near, coef, a: float, b: float) -> torch.Tensor:
+    """:func:`_push` of ``diff`` written into ``out`` (the same bits); the rest is scratch."""
+    torch.sum(torch.mul(diff, diff, out=out), -1, keepdim=True, out=d2).clamp_min_(1e-12)
+    torch.pow(d2, b, out=adb).mul_(a)
+    torch.add(adb, 1.0, out=near).reciprocal_()
+    near.sub_(adb.add_(_REPULSION_EPS).reciprocal_())
+    torch.pow(d2, b - 1.0, out=coef).mul_(2.0 * a * b).mul_(near)
+    return torch.mul(coef, diff, out=out)
+
+
+def _refine_step(Y, weights, total, targets, negative_rows, buffers, a, b, nsr) -> torch.Tensor:
+    """The gradient of one :func:`refine_placement` step, clipped (``buffers.grad``)."""
+    diff, scratch = buffers.near
+    pull = _pull_into(torch.sub(Y[:, None, :], targets, out=diff), scratch, *buffers.near_d, a, b)
+    grad = torch.sum(pull.mul_(weights[:, :, None]), 1, out=buffers.grad)
+    diff, scratch = buffers.far
+    push = _push_into(
+        torch.sub(Y[:, None, :], negative_rows[None], out=diff), scratch, *buffers.far_d, a, b
+    )
+    push = torch.mean(push, 1, out=buffers.push).mul_(total).mul_(nsr)
+    return _clipped(grad.add_(push).div_(total))
