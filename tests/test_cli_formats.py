@@ -97,6 +97,32 @@ def test_npy_shards(tmp_path, with_labels):
     assert csv_labels(tmp_path / "out").shape == (240,)
 
 
+def test_fit_sample_fits_on_a_sample_and_labels_every_row(tmp_path, monkeypatch):
+    """``--fit-sample``: the model of a seeded sample labels all rows, block by block."""
+    import joblib
+
+    monkeypatch.setattr(_commands, "_LABEL_BLOCK", 50)  # five blocks, the last one short
+    X, y = blobs()
+    out = tmp_path / "out"
+    shards = write_shards(tmp_path / "shards", X, y)
+    assert cluster(shards, out, "--fit-sample", "90", "--labels-format", "npy") == 0
+    info, rows = summary(out), np.load(out / "fit_rows.npy")
+    assert rows.shape == (90,) and np.all(np.diff(rows) > 0) and rows[-1] < 240
+    assert np.load(out / "embedding.npy").shape == (90, 2)
+    labels = np.load(out / "labels.npy")
+    model = joblib.load(out / "model.joblib")
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(labels[rows], model.labels_)
+    assert (info["n_samples"], info["fit_samples"]) == (240, 90)
+    assert info["label_seconds"] >= 0 and info["metrics"]["ari"] == 1.0
+    assert "fit_rows.npy" in info["files"]
+    again = tmp_path / "again"
+    assert cluster(shards, again, "--fit-sample", "90", "--labels-format", "npy") == 0
+    np.testing.assert_array_equal(np.load(again / "fit_rows.npy"), rows)  # seeded
+    assert cluster(shards, tmp_path / "all", "--fit-sample", "240") == 0
+    assert summary(tmp_path / "all")["label_seconds"] is None  # every row: a plain fit
+
+
 def test_shards_give_the_labels_of_one_npy(tmp_path):
     """Same data, same seed: the same labels and embedding, whatever the files."""
     X, _ = blobs()
@@ -266,6 +292,7 @@ def _bad_inputs(tmp_path):
         (["one_d"], ["a.npy must be 2-D", "(30,)"]),
         (["strings"], ["a.npy holds <U1 values"]),
         (["only_labels"], ["only label shards"]),
+        (["d.parquet", "--fit-sample", "2"], ["--fit-sample must be at least --n-clusters (3)"]),
         (["bad_labels"], ["20 labels for 30 rows"]),
         (["both"], ["both .npy and .parquet files"]),
         (["widths", "--label-column", "0"], ["--label-column applies only to CSV and Parquet"]),

@@ -65,7 +65,7 @@ examples:
   {PROG} cluster data.csv -k 3 --label-column species --hidden-layer-sizes 64,32
   {PROG} cluster t10k-images-idx3-ubyte.gz -k 10 --pca-components 5
   {PROG} cluster events.parquet -k 8 --label-column kind --labels-format parquet
-  {PROG} cluster shards/ -k 10 --max-samples 1000000
+  {PROG} cluster shards/ -k 10 --fit-sample 1000000 --labels-format npy
 """
 
 
@@ -242,6 +242,14 @@ def _add_data_options(data) -> None:
         "--max-samples", type=int, metavar="N", help="use only the first N samples"
     )
     data.add_argument(
+        "--fit-sample",
+        type=int,
+        metavar="N",
+        help="fit on N samples drawn at random (seeded by --random-state), then label every "
+        "sample with the fitted model, block by block; embedding.npy then holds the "
+        "embedding of the fitted samples, and fit_rows.npy their row numbers",
+    )
+    data.add_argument(
         "--subset",
         choices=["test", "train", "all"],
         default="test",
@@ -302,6 +310,11 @@ def _check_cluster_options(args: argparse.Namespace) -> None:
         raise CLIError(f"--n-clusters must be at least 1, got {args.n_clusters}.")
     if args.max_samples is not None and args.max_samples < 1:
         raise CLIError(f"--max-samples must be at least 1, got {args.max_samples}.")
+    if args.fit_sample is not None and args.fit_sample < args.n_clusters:
+        raise CLIError(
+            f"--fit-sample must be at least --n-clusters ({args.n_clusters}), "
+            f"got {args.fit_sample}."
+        )
     if args.hidden_layer_sizes is not None:
         _parse_hidden(args.hidden_layer_sizes)
     if args.pca_components is not None:

@@ -206,6 +206,49 @@ class _Run:
     image_shape: tuple[int, int, int] | None
     fit_seconds: float
     scores: dict[str, float] | None
+    fit_rows: np.ndarray | None = None  # --fit-sample: the rows fitted on
+    label_seconds: float | None = None  # --fit-sample: labelling every row
+
+
+#: Rows that ``--fit-sample`` labels at a time (the float32 block is 64k x features).
+_LABEL_BLOCK = 65_536
+
+
+def _fit_rows(args: argparse.Namespace, n_samples: int) -> np.ndarray | None:
+    """``--fit-sample``'s rows, drawn uniformly and sorted; None to fit on every row."""
+    if args.fit_sample is None or args.fit_sample >= n_samples:
+        return None
+    rng = np.random.default_rng(args.random_state)
+    return np.sort(rng.choice(n_samples, size=args.fit_sample, replace=False))
+
+
+def _label_every_row(model, X) -> np.ndarray:
+    """``model.predict`` of every row of ``X``, ``_LABEL_BLOCK`` rows at a time.
+
+    Block by block, so that memory stays bounded by a block whatever the number of
+    rows (data read on demand are read one block at a time).
+    """
+    n = X.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    for start in range(0, n, _LABEL_BLOCK):
+        stop = min(start + _LABEL_BLOCK, n)
+        labels[start:stop] = model.predict(np.asarray(X[start:stop]))
+    return labels
+
+
+def _fit(model, data: _Dataset, fit_rows: np.ndarray | None) -> tuple:
+    """Fit; return the embedding of the fitted rows, every row's labels and the seconds."""
+    start = time.perf_counter()
+    try:
+        if fit_rows is None:
+            embedding = model.fit_transform(data.X)
+            return embedding, np.asarray(model.labels_), time.perf_counter() - start, None
+        embedding = model.fit_transform(np.asarray(data.X[fit_rows]))
+        fitted = time.perf_counter()
+        labels = _label_every_row(model, data.X)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"fitting failed: {_one_line(exc)}") from None
+    return embedding, labels, fitted - start, time.perf_counter() - fitted
 
 
 def _write_results(folder: _OutputFolder, run: _Run, args: argparse.Namespace) -> dict:
@@ -220,6 +263,9 @@ def _write_results(folder: _OutputFolder, run: _Run, args: argparse.Namespace) -
     folder.write("embedding.npy", lambda path: np.save(path, run.embedding))
     folder.write("model.joblib", functools.partial(joblib.dump, model))
     files = [labels_file, "embedding.npy", "model.joblib", "summary.json"]
+    if run.fit_rows is not None:
+        folder.write("fit_rows.npy", functools.partial(np.save, arr=run.fit_rows))
+        files.insert(2, "fit_rows.npy")
     if not args.no_plots:
         files += _write_plots(model, data, labels, run.image_shape, folder)
     summary = {
@@ -232,6 +278,8 @@ def _write_results(folder: _OutputFolder, run: _Run, args: argparse.Namespace) -
         "image_shape": list(run.image_shape) if run.image_shape is not None else None,
         "parameters": _jsonable(model.get_params(deep=True)),
         "fit_seconds": round(run.fit_seconds, 3),
+        "fit_samples": data.X.shape[0] if run.fit_rows is None else int(run.fit_rows.size),
+        "label_seconds": None if run.label_seconds is None else round(run.label_seconds, 3),
         "device": str(getattr(model, "device_", args.device)),
         "n_epochs": int(getattr(model, "n_iter_", 0)),
         "inertia": float(model.inertia_),
@@ -261,20 +309,20 @@ def _cluster(args: argparse.Namespace) -> int:
         f"into {args.n_clusters} clusters"
     )
     model = AutoencoderKMeans(**params)
-    start = time.perf_counter()
-    try:
-        embedding = model.fit_transform(data.X)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(f"fitting failed: {_one_line(exc)}") from None
-    labels = np.asarray(model.labels_)
+    fit_rows = _fit_rows(args, n_samples)
+    if fit_rows is not None:
+        _out(f"fitting on {fit_rows.size} samples drawn at random, then labelling every sample")
+    embedding, labels, fit_seconds, label_seconds = _fit(model, data, fit_rows)
     run = _Run(
         model=model,
         data=data,
         embedding=embedding,
         labels=labels,
         image_shape=params.get("image_shape", data.image_shape),
-        fit_seconds=time.perf_counter() - start,
+        fit_seconds=fit_seconds,
         scores=clustering_scores(data.y, labels) if data.y is not None else None,
+        fit_rows=fit_rows,
+        label_seconds=label_seconds,
     )
     try:
         with _OutputFolder(out, overwrite=args.overwrite, started=started) as folder:
@@ -284,6 +332,8 @@ def _cluster(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot write the results to {out}: {_os_error(exc)}") from None
 
     _out(f"fitted in {run.fit_seconds:.1f} s on {summary['device']}")
+    if run.label_seconds is not None:
+        _out(f"labelled {n_samples} samples in {run.label_seconds:.1f} s")
     sizes = summary["cluster_sizes"]
     _out("cluster sizes: " + " ".join(f"{k}:{n}" for k, n in enumerate(sizes)))
     if run.scores is not None:
