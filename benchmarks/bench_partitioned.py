@@ -349,6 +349,17 @@ def child_dask(args, sample: int) -> dict:
 CHILDREN = {"fit": child_fit, "label": child_label, "dask": child_dask}
 
 
+def earlier_fit(args) -> dict:
+    """The last fit of ``--sample`` rows recorded in ``--json``, whose model is in ``DIR/runs``."""
+    lines = args.json.read_text().splitlines() if args.json and args.json.exists() else []
+    fits = [json.loads(line) for line in lines]
+    fits = [f for f in fits if f["kind"] == "fit" and f["sample"] == args.sample
+            and f["seed"] == args.seed]  # fmt: skip
+    if not fits or not Path(f"{_work(args, args.sample)}.model.pkl").exists():
+        raise SystemExit(f"--reuse-fit: no fit of {args.sample:,} rows in {args.json}")
+    return fits[-1]
+
+
 def run_child(args, kind: str, sample: int) -> dict:
     """One step in a fresh process (its peak memory its own), its JSON result."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
@@ -459,6 +470,8 @@ def main(argv=None) -> int:
     parser.add_argument("--worker-memory", default="4GiB", help="memory_limit of each worker")
     parser.add_argument("--block", type=int, default=BLOCK, help="rows per predict call / task")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse-fit", action="store_true",
+                        help="label with the model of --sample's last fit (its --json line)")
     parser.add_argument("--json", type=Path, default=None, help="append one JSON line per step")
     parser.add_argument("--child", nargs=2, metavar=("STEP", "SAMPLE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -478,7 +491,8 @@ def main(argv=None) -> int:
     fits: dict[int, dict] = {}
     main_run = None
     if args.sample is not None:
-        fits[args.sample] = run_child(args, "fit", args.sample)
+        fitted = earlier_fit(args) if args.reuse_fit else run_child(args, "fit", args.sample)
+        fits[args.sample] = fitted
         labelled = [] if args.dask_only else [run_child(args, "label", args.sample)]
         main_run = (fits[args.sample], [*labelled, run_child(args, "dask", args.sample)])
     runs = []
