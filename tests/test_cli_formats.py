@@ -97,7 +97,7 @@ def test_npy_shards(tmp_path, with_labels):
     assert csv_labels(tmp_path / "out").shape == (240,)
 
 
-def test_fit_sample_fits_on_a_sample_and_labels_every_row(tmp_path, monkeypatch):
+def test_fit_sample_fits_on_a_sample_and_labels_every_row(tmp_path, monkeypatch, capsys):
     """``--fit-sample``: the model of a seeded sample labels all rows, block by block."""
     import joblib
 
@@ -117,8 +117,10 @@ def test_fit_sample_fits_on_a_sample_and_labels_every_row(tmp_path, monkeypatch)
     assert info["label_seconds"] >= 0 and info["metrics"]["ari"] == 1.0
     assert "fit_rows.npy" in info["files"]
     again = tmp_path / "again"
-    assert cluster(shards, again, "--fit-sample", "90", "--labels-format", "npy") == 0
+    capsys.readouterr()
+    assert cluster(shards, again, "--fit-sample", "90", "--labels-format", "npy", "--verbose") == 0
     np.testing.assert_array_equal(np.load(again / "fit_rows.npy"), rows)  # seeded
+    assert "labelling" in capsys.readouterr().err  # the stage's bar, in rows
     assert cluster(shards, tmp_path / "all", "--fit-sample", "240") == 0
     assert summary(tmp_path / "all")["label_seconds"] is None  # every row: a plain fit
 

@@ -222,21 +222,26 @@ def _fit_rows(args: argparse.Namespace, n_samples: int) -> np.ndarray | None:
     return np.sort(rng.choice(n_samples, size=args.fit_sample, replace=False))
 
 
-def _label_every_row(model, X) -> np.ndarray:
+def _label_every_row(model, X, verbose: bool) -> np.ndarray:
     """``model.predict`` of every row of ``X``, ``_LABEL_BLOCK`` rows at a time.
 
     Block by block, so that memory stays bounded by a block whatever the number of
-    rows (data read on demand are read one block at a time).
+    rows (data read on demand are read one block at a time); a progress bar of rows
+    when ``verbose``.
     """
+    from .._progress import stage_bar
+
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int64)
-    for start in range(0, n, _LABEL_BLOCK):
-        stop = min(start + _LABEL_BLOCK, n)
-        labels[start:stop] = model.predict(np.asarray(X[start:stop]))
+    with stage_bar("labelling", n, verbose, unit="row") as bar:
+        for start in range(0, n, _LABEL_BLOCK):
+            stop = min(start + _LABEL_BLOCK, n)
+            labels[start:stop] = model.predict(np.asarray(X[start:stop]))
+            bar.update(stop - start)
     return labels
 
 
-def _fit(model, data: _Dataset, fit_rows: np.ndarray | None) -> tuple:
+def _fit(model, data: _Dataset, fit_rows: np.ndarray | None, verbose: bool) -> tuple:
     """Fit; return the embedding of the fitted rows, every row's labels and the seconds."""
     start = time.perf_counter()
     try:
@@ -245,7 +250,7 @@ def _fit(model, data: _Dataset, fit_rows: np.ndarray | None) -> tuple:
             return embedding, np.asarray(model.labels_), time.perf_counter() - start, None
         embedding = model.fit_transform(np.asarray(data.X[fit_rows]))
         fitted = time.perf_counter()
-        labels = _label_every_row(model, data.X)
+        labels = _label_every_row(model, data.X, verbose)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"fitting failed: {_one_line(exc)}") from None
     return embedding, labels, fitted - start, time.perf_counter() - fitted
@@ -312,7 +317,7 @@ def _cluster(args: argparse.Namespace) -> int:
     fit_rows = _fit_rows(args, n_samples)
     if fit_rows is not None:
         _out(f"fitting on {fit_rows.size} samples drawn at random, then labelling every sample")
-    embedding, labels, fit_seconds, label_seconds = _fit(model, data, fit_rows)
+    embedding, labels, fit_seconds, label_seconds = _fit(model, data, fit_rows, args.verbose)
     run = _Run(
         model=model,
         data=data,
