@@ -614,13 +614,32 @@ def test_numba_and_torch_layout_steps_agree(n_samples, batch_size, n_steps):
     assert torch.equal(start, _blobs_layout_problem(n_samples, batch_size)[2])  # unchanged
 
 
+def _pull_formula(diff, a, b):
+    d2 = (diff * diff).sum(-1, keepdim=True).clamp_min(1e-12)
+    return 2.0 * a * b * d2 ** (b - 1.0) / (1.0 + a * d2**b) * diff
+
+
+def _push_formula(diff, a, b):
+    d2 = (diff * diff).sum(-1, keepdim=True).clamp_min(1e-12)
+    adb = a * d2**b
+    return 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + 1e-3)) * diff
+
+
+def test_pull_and_push_give_the_formulas_bits():
+    diff = torch.randn(500, 7, 3, generator=torch.Generator().manual_seed(0))
+    diff[0, 0] = 0.0
+    a, b = layout_curve_params(0.1)
+    assert torch.equal(_pull(diff, a, b), _pull_formula(diff, a, b))
+    assert torch.equal(_push(diff, a, b), _push_formula(diff, a, b))
+
+
 def _refine_by_formula(Y, dist, index, embedding, negatives, nsr, a, b, learning_rate):
     """``refine_placement``'s steps written as the formula, a temporary per operation."""
     weights = _membership(dist).to(embedding.dtype)
     total, targets, n_steps = weights.sum(1, keepdim=True), embedding[index], negatives.shape[0]
     for step in range(n_steps):
-        grad = (weights[:, :, None] * _pull(Y[:, None, :] - targets, a, b)).sum(1)
-        push = _push(Y[:, None, :] - embedding[negatives[step]][None], a, b).mean(1)
+        grad = (weights[:, :, None] * _pull_formula(Y[:, None, :] - targets, a, b)).sum(1)
+        push = _push_formula(Y[:, None, :] - embedding[negatives[step]][None], a, b).mean(1)
         grad = _clipped((grad + total * push * nsr) / total)
         Y = Y - learning_rate * (1.0 - step / n_steps) * grad
     return Y

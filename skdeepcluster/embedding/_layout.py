@@ -146,16 +146,15 @@ def edge_batches(
 
 def _pull(diff: torch.Tensor, a: float, b: float) -> torch.Tensor:
     """Per pair, the gradient of ``log(1 + a d^2b)`` (attraction) at the head of ``diff``."""
-    d2 = (diff * diff).sum(-1, keepdim=True).clamp_min(1e-12)
-    return 2.0 * a * b * d2 ** (b - 1.0) / (1.0 + a * d2**b) * diff
+    d2 = diff.new_empty((*diff.shape[:-1], 1))
+    return _pull_into(diff, torch.empty_like(diff), d2, torch.empty_like(d2), a, b)
 
 
 def _push(diff: torch.Tensor, a: float, b: float) -> torch.Tensor:
     """Per pair, the gradient of ``-log(1 - 1 / (1 + a d^2b))`` (repulsion) at the head."""
-    d2 = (diff * diff).sum(-1, keepdim=True).clamp_min(1e-12)
-    adb = a * d2**b
-    coef = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
-    return coef * diff
+    d2 = diff.new_empty((*diff.shape[:-1], 1))
+    scratch = [torch.empty_like(d2) for _ in range(3)]
+    return _push_into(diff, torch.empty_like(diff), d2, *scratch, a, b)
 
 
 def _clipped(grad: torch.Tensor) -> torch.Tensor:
@@ -559,7 +558,11 @@ class _RefineBuffers:
 
 
 def _pull_into(diff, out, d2, coef, a: float, b: float) -> torch.Tensor:
-    """:func:`_pull` of ``diff`` written into ``out`` (the same bits); the rest is scratch."""
+    """:func:`_pull` of ``diff`` written into ``out``; ``d2`` and ``coef`` are scratch.
+
+    The one place of the formula: ``2ab d^2(b-1) / (1 + a d^2b) * diff``, ``d^2``
+    clamped at 1e-12.
+    """
     torch.sum(torch.mul(diff, diff, out=out), -1, keepdim=True, out=d2).clamp_min_(1e-12)
     torch.pow(d2, b - 1.0, out=coef).mul_(2.0 * a * b)
     coef.div_(torch.pow(d2, b, out=d2).mul_(a).add_(1.0))
@@ -567,7 +570,11 @@ def _pull_into(diff, out, d2, coef, a: float, b: float) -> torch.Tensor:
 
 
 def _push_into(diff, out, d2, adb, near, coef, a: float, b: float) -> torch.Tensor:
-    """:func:`_push` of ``diff`` written into ``out`` (the same bits); the rest is scratch."""
+    """:func:`_push` of ``diff`` written into ``out``; the rest is scratch.
+
+    The one place of the formula: ``2ab d^2(b-1) (1 / (1 + a d^2b) - 1 / (a d^2b +
+    eps)) * diff``, ``d^2`` clamped at 1e-12.
+    """
     torch.sum(torch.mul(diff, diff, out=out), -1, keepdim=True, out=d2).clamp_min_(1e-12)
     torch.pow(d2, b, out=adb).mul_(a)
     torch.add(adb, 1.0, out=near).reciprocal_()
