@@ -40,7 +40,30 @@ def _inference_copy(module: nn.Module, device: torch.device) -> tuple[nn.Module,
     """
     if device.type == "mps":
         return module.eval(), torch.float32
-    return copy.deepcopy(module).double().eval(), torch.float64
+    return _activations_in_place(copy.deepcopy(module).double().eval()), torch.float64
+
+
+#: Layers whose output is a new tensor, which an activation after them may overwrite.
+_FRESH_OUTPUT = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm1d,
+                 nn.BatchNorm2d, nn.LayerNorm)  # fmt: skip
+
+
+def _activations_in_place(model: nn.Module) -> nn.Module:
+    """``model`` with each ReLU-like activation that follows a fresh output set ``inplace``.
+
+    Only in the inference copy, and only right after a layer of
+    ``_FRESH_OUTPUT`` in an ``nn.Sequential``, whose output nothing else
+    reads: the same values, without a new ``rows x width`` float64 tensor per
+    activation. Measured reason: encoding 50,000 rows of 784 features with the
+    default network on one thread took 3.9 s, 3.5 s in place (the same bits).
+    """
+    for sequence in model.modules():
+        if isinstance(sequence, nn.Sequential):
+            layers = list(sequence)
+            for before, layer in zip(layers, layers[1:], strict=False):
+                if isinstance(layer, (nn.ReLU, nn.ELU, nn.LeakyReLU)):
+                    layer.inplace = layer.inplace or isinstance(before, _FRESH_OUTPUT)
+    return model
 
 
 def _apply_batched(
