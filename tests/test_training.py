@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skdeepcluster._networks import ConvAutoencoder, MLPAutoencoder
+from skdeepcluster._precision import round_rows
 from skdeepcluster.training import (
     LOSSES,
     Callback,
@@ -459,3 +460,21 @@ def test_make_optimizer_uses_fused_kernels_where_supported(name):
             opt.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "elu", "leaky_relu", "tanh"])
+def test_inference_activations_in_place_give_the_same_bits(activation):
+    """The inference copy's in-place activations change no bit, and not the trained module."""
+    from skdeepcluster.training._inference import _activations_in_place
+
+    torch.manual_seed(0)
+    ae = MLPAutoencoder(12, (32, 16), 3, activation=activation)
+    X = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    codes = encode_array(ae, X, device=CPU)
+    plain = copy.deepcopy(ae).double().eval()
+    with torch.inference_mode():
+        expected = plain.encode(torch.from_numpy(X.astype(np.float64))).numpy()
+    np.testing.assert_array_equal(codes, round_rows(expected))
+    assert not any(getattr(m, "inplace", False) for m in ae.modules())  # the user's module
+    in_place = [m.inplace for m in _activations_in_place(plain).modules() if hasattr(m, "inplace")]
+    assert all(in_place) and (activation == "tanh") == (not in_place)

@@ -151,10 +151,15 @@ def _pull(diff: torch.Tensor, a: float, b: float) -> torch.Tensor:
 
 
 def _push(diff: torch.Tensor, a: float, b: float) -> torch.Tensor:
-    """Per pair, the gradient of ``-log(1 - 1 / (1 + a d^2b))`` (repulsion) at the head."""
-    d2 = diff.new_empty((*diff.shape[:-1], 1))
-    scratch = [torch.empty_like(d2) for _ in range(3)]
-    return _push_into(diff, torch.empty_like(diff), d2, *scratch, a, b)
+    """Per pair, the gradient of ``-log(1 - 1 / (1 + a d^2b))`` (repulsion) at the head.
+
+    ``2ab d^2(b-1) (1 / (1 + a d^2b) - 1 / (a d^2b + eps)) * diff``, ``d^2`` clamped
+    at 1e-12; :func:`_push_of_shared` is its mean over negatives shared by every row.
+    """
+    d2 = (diff * diff).sum(-1, keepdim=True).clamp_min(1e-12)
+    adb = a * d2**b
+    coef = 2.0 * a * b * d2 ** (b - 1.0) * (1.0 / (1.0 + adb) - 1.0 / (adb + _REPULSION_EPS))
+    return coef * diff
 
 
 def _clipped(grad: torch.Tensor) -> torch.Tensor:
@@ -572,24 +577,12 @@ def _pull_into(diff, out, d2, coef, a: float, b: float) -> torch.Tensor:
     return torch.mul(coef, diff, out=out)
 
 
-def _push_into(diff, out, d2, adb, near, coef, a: float, b: float) -> torch.Tensor:
-    """:func:`_push` of ``diff`` written into ``out``; the rest is scratch.
-
-    The one place of the formula: ``2ab d^2(b-1) (1 / (1 + a d^2b) - 1 / (a d^2b +
-    eps)) * diff``, ``d^2`` clamped at 1e-12.
-    """
-    torch.sum(torch.mul(diff, diff, out=out), -1, keepdim=True, out=d2).clamp_min_(1e-12)
-    torch.pow(d2, b, out=adb).mul_(a)
-    torch.add(adb, 1.0, out=near).reciprocal_()
-    near.sub_(adb.add_(_REPULSION_EPS).reciprocal_())
-    torch.pow(d2, b - 1.0, out=coef).mul_(2.0 * a * b).mul_(near)
-    return torch.mul(coef, diff, out=out)
-
-
 def _push_of_shared(Y64, negatives, buffers, a: float, b: float) -> torch.Tensor:
     """The mean of :func:`_push` over ``negatives`` for every row of ``Y64`` (float64, n x c).
 
-    Every query is pushed from the same rows, so the squared distances are
+    The same coefficient as :func:`_push`, with ``d^2b`` taken as ``d^2(b-1) * d^2``
+    (one power instead of two). Every query is pushed from the same rows, so the
+    squared distances are
     ``|y|^2 + |n|^2 - 2 y.n`` and the mean push ``(y sum_j c_j - sum_j c_j n_j) / m``:
     two ``(queries x negatives)`` matrix products instead of ``queries x
     negatives x components`` differences. Measured reason: the refinement
@@ -599,7 +592,10 @@ def _push_of_shared(Y64, negatives, buffers, a: float, b: float) -> torch.Tensor
     """
     d2, adb, coef = buffers.far
     torch.mm(Y64, negatives.T, out=d2).mul_(-2.0)
-    d2.add_(Y64.square().sum(1, keepdim=True)).add_(negatives.square().sum(1)).clamp_min_(1e-12)
+    # |y|^2 through buffers.push64 and buffers.row, both free until the products below.
+    squares = torch.square(Y64, out=buffers.push64)
+    d2.add_(torch.sum(squares, 1, keepdim=True, out=buffers.row))
+    d2.add_(negatives.square().sum(1)).clamp_min_(1e-12)
     torch.pow(d2, b - 1.0, out=coef)  # d^2(b-1); a d^2b is a d^2(b-1) * d^2
     torch.mul(coef, d2, out=adb).mul_(a)
     torch.add(adb, 1.0, out=d2).reciprocal_()  # d2 is free from here
